@@ -1,0 +1,38 @@
+# Two commands do all the setup: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export RETAIL_SOURCE ?= synthetic
+export RETAIL_WAREHOUSE ?= $(CURDIR)/data/warehouse/retail.duckdb
+
+.PHONY: run test ui install bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster job execute -m assets.definitions -j all_assets
+	$(BIN)/python -m pipeline.summary "$(RETAIL_WAREHOUSE)"
+
+test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m pytest
+
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -m assets.definitions -h 127.0.0.1 -p 3000
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline assets resources tests
+
+clean:
+	rm -rf $(VENV) .dagster_home data/warehouse .pytest_cache

@@ -1,0 +1,39 @@
+"""Metadata values shown in the Dagster UI: table previews and matplotlib figures."""
+
+
+import base64
+import io
+
+import dagster as dg
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
+    """Markdown preview of the first rows of a table."""
+    return dg.MetadataValue.md(frame.head(rows).astype(str).to_markdown(index=False))
+
+
+def figure(fig: Figure, *, dpi: int = 90) -> dg.MetadataValue:
+    """Embed a matplotlib figure as a PNG in markdown metadata, then close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return dg.MetadataValue.md(f"![plot](data:image/png;base64,{encoded})")
+
+
+def column_descriptions(model) -> dict[str, str]:
+    """Column descriptions declared in a Pandera model, by column name."""
+    schema = model.to_schema()
+    return {name: column.description or "" for name, column in schema.columns.items()}
+
+
+def column_schema(model) -> dg.TableSchema:
+    """A Dagster table schema (names, types, descriptions) from a Pandera model."""
+    schema = model.to_schema()
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=name, type=str(column.dtype), description=column.description)
+            for name, column in schema.columns.items()
+        ]
+    )

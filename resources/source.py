@@ -1,0 +1,102 @@
+"""Where invoices come from: the synthetic generator, a file or folder of exports, or the official UCI download.
+
+Belongs here: choosing and fingerprinting the source parts, and handing their lines over in the raw contract.
+Parsing lives in ``pipeline.readers``, generation in ``pipeline.synthetic``, downloading in ``pipeline.download``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from pipeline import readers
+
+DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
+
+
+@dataclass(frozen=True)
+class SourcePart:
+    """One independently ingestible piece of the source (a file, or the whole synthetic data set).
+
+    Attributes:
+        source_file: The value of the ``source_file`` lineage column for its lines.
+        fingerprint: Changes whenever the part's content changes (sha256 of the file, or of the generator's settings).
+        path: The file to read, or ``None`` for synthetic data.
+    """
+
+    source_file: str
+    fingerprint: str
+    path: Path | None
+
+
+class InvoiceSource(dg.ConfigurableResource):
+    """The invoices to ingest, chosen by ``RETAIL_SOURCE``.
+
+    ``synthetic`` (default) generates Online-Retail-II-like data; a path reads an ``.xlsx``, ``.csv`` or
+    ``.parquet`` file or a folder of them; ``uci`` downloads and caches the official workbook.
+    """
+
+    location: str = Field(default="synthetic", description="'synthetic', 'uci', or a file or folder path.")
+    synthetic_lines: int = Field(default=100_000, description="Lines the synthetic generator produces.")
+    synthetic_seed: int = Field(default=42, description="Seed of the synthetic generator.")
+    cache_dir: str = Field(default=str(DEFAULT_CACHE), description="Where the UCI download is cached.")
+
+    def parts(self) -> list[SourcePart]:
+        """List the parts of the source with their fingerprints (reads files to hash them, parses nothing).
+
+        Returns:
+            The parts in a stable order.
+
+        Raises:
+            FileNotFoundError: When a path source does not exist.
+        """
+        if self.location == "synthetic":
+            from pipeline import synthetic
+
+            uri = f"synthetic://online-retail-ii?lines={self.synthetic_lines}&seed={self.synthetic_seed}"
+            version = getattr(synthetic, "GENERATOR_VERSION", "1")
+            return [SourcePart(uri, hashlib.sha256(f"{uri}&v={version}".encode()).hexdigest(), None)]
+        if self.location == "uci":
+            from pipeline import download
+
+            path = download.download_uci(Path(self.cache_dir).expanduser())
+            return [SourcePart(str(path), readers.file_fingerprint(path), path)]
+        root = Path(self.location).expanduser().resolve()
+        if not root.exists():
+            raise FileNotFoundError(f"RETAIL_SOURCE {self.location!r} does not exist (resolved to {root})")
+        return [SourcePart(str(p), readers.file_fingerprint(p), p) for p in readers.list_source_files(root)]
+
+    def read_part(self, part: SourcePart) -> pd.DataFrame:
+        """Read one part in the raw contract (``pipeline.cleaning.RAW_COLUMNS``).
+
+        Args:
+            part: A part returned by :meth:`parts`.
+
+        Returns:
+            Every line of the part, typed, with lineage columns.
+        """
+        if part.path is None:
+            from pipeline import synthetic
+
+            frame = synthetic.generate_frame(self.synthetic_lines, random_state=self.synthetic_seed)
+            return readers.normalize_frame(frame, source_file=part.source_file, source_sheet=None)
+        return readers.read_file(part.path)
+
+    def listing_signature(self) -> str:
+        """A cheap signature of the source listing (names, sizes, modification times) for the sensor.
+
+        Returns:
+            A hex digest; it changes when a file is added, removed or rewritten. Constant for synthetic and uci.
+        """
+        if self.location in ("synthetic", "uci"):
+            return self.location
+        root = Path(self.location).expanduser().resolve()
+        if not root.exists():
+            return "missing"
+        entries = [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in readers.list_source_files(root)]
+        return hashlib.sha256("\n".join(entries).encode()).hexdigest()

@@ -1,0 +1,198 @@
+"""The DuckDB warehouse: the IO manager that publishes tables atomically, and a resource for direct SQL.
+
+Belongs here: everything that opens the DuckDB file. Table contents are computed in ``pipeline``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
+from dagster_duckdb.io_manager import DuckDbClient
+from dagster_duckdb_pandas import DuckDBPandasIOManager
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
+
+def quote_identifier(name: str) -> str:
+    """Validate a schema, table or column name against the project's naming rule and quote it.
+
+    Args:
+        name: A snake_case identifier.
+
+    Returns:
+        The identifier in double quotes.
+
+    Raises:
+        ValueError: When ``name`` is not a plain lower-case identifier (so no SQL can be smuggled in).
+    """
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"invalid identifier {name!r}: expected lower-case letters, digits and underscores")
+    return f'"{name}"'
+
+
+def qualified_name(schema: str, table: str) -> str:
+    """Return the quoted ``schema.table`` name after validating both parts."""
+    return f"{quote_identifier(schema)}.{quote_identifier(table)}"
+
+
+class AtomicPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
+    """Stores pandas DataFrames by replacing the whole table in one transaction.
+
+    The stock dagster-duckdb-pandas handler deletes the old rows and inserts the new ones in two autocommitted
+    statements, skips empty frames (leaving stale rows) and cannot change a table's columns. Here a reader sees
+    either the previous table or the new one, never a half-written or emptied table.
+    """
+
+    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
+        """Replace ``schema.table`` with ``obj`` atomically."""
+        name = qualified_name(table_slice.schema, table_slice.table)
+        connection.register("_dagster_output", obj)
+        try:
+            connection.execute("BEGIN TRANSACTION")
+            connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _dagster_output")
+            description = (context.definition_metadata or {}).get("table_comment")
+            if description:
+                escaped = str(description).replace("'", "''")
+                connection.execute(f"COMMENT ON TABLE {name} IS '{escaped}'")
+            connection.execute("COMMIT")
+        except Exception:
+            connection.execute("ROLLBACK")
+            raise
+        finally:
+            connection.unregister("_dagster_output")
+        context.add_output_metadata(
+            {
+                "dagster/row_count": len(obj),
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in obj.dtypes.items()]
+                ),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
+        """Load the table; integer columns with nulls come back as pandas ``Int64`` instead of float."""
+        relation = connection.sql(DuckDbClient.get_select_statement(table_slice))
+        frame = relation.df()
+        for column, dtype in zip(relation.columns, relation.dtypes, strict=True):
+            if str(dtype) in _INTEGER_TYPES and frame[column].dtype.kind == "f":
+                frame[column] = frame[column].astype("Int64")
+        return frame
+
+    @property
+    def supported_types(self):
+        """Pandas DataFrames only."""
+        return [pd.DataFrame]
+
+
+class _ReplacingDuckDbClient(DuckDbClient):
+    """Leaves the old table in place until the type handler swaps in the new one."""
+
+    @staticmethod
+    def delete_table_slice(context: dg.OutputContext, table_slice: TableSlice, connection) -> None:
+        if table_slice.partition_dimensions:
+            DuckDbClient.delete_table_slice(context, table_slice, connection)
+
+    @staticmethod
+    def ensure_schema_exists(context: dg.OutputContext, table_slice: TableSlice, connection) -> None:
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table_slice.schema)}")
+
+
+class WarehouseIOManager(DuckDBPandasIOManager):
+    """DuckDB IO manager for pandas that publishes each table atomically (see ``AtomicPandasTypeHandler``)."""
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        """The atomic pandas handler."""
+        return [AtomicPandasTypeHandler()]
+
+    @staticmethod
+    def default_load_type() -> type | None:
+        """Inputs load as pandas DataFrames."""
+        return pd.DataFrame
+
+    def create_io_manager(self, context):
+        """Build the IO manager with the replacing client."""
+        Path(self.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        manager = super().create_io_manager(context)
+        manager._db_client = _ReplacingDuckDbClient()  # noqa: SLF001 - the public API offers no client hook
+        return manager
+
+
+class Warehouse(dg.ConfigurableResource):
+    """Direct SQL access to the warehouse file, for reads the IO manager does not cover (counts, reconciliation)."""
+
+    database: str
+
+    @contextlib.contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open a connection to the warehouse and close it afterwards.
+
+        Args:
+            read_only: Open read-only (fails if another process writes).
+
+        Yields:
+            A DuckDB connection.
+        """
+        path = Path(self.database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = duckdb.connect(str(path), read_only=read_only, config={"custom_user_agent": "dagster"})
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        """Tell whether ``schema.table`` exists."""
+        with self.connect() as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [schema, table],
+            ).fetchone()
+        return bool(found and found[0])
+
+    def read_table(self, schema: str, table: str, *, where_in: tuple[str, list] | None = None) -> pd.DataFrame:
+        """Read a table (optionally only rows whose column is in a list), nullable integers kept as ``Int64``.
+
+        Args:
+            schema: Schema name.
+            table: Table name.
+            where_in: Optional ``(column, values)`` filter pushed down to DuckDB.
+
+        Returns:
+            The rows as a DataFrame.
+        """
+        sql = f"SELECT * FROM {qualified_name(schema, table)}"
+        params: list = []
+        if where_in is not None:
+            column, values = where_in
+            sql += f" WHERE {quote_identifier(column)} IN (SELECT unnest(?))"
+            params = [list(values)]
+        with self.connect() as conn:
+            relation = conn.execute(sql, params)
+            types = [d[1] for d in relation.description]
+            frame = relation.df()
+        for (column, dtype) in zip(frame.columns, types, strict=True):
+            if str(dtype) in _INTEGER_TYPES and frame[column].dtype.kind == "f":
+                frame[column] = frame[column].astype("Int64")
+        return frame
+
+    def row_counts(self) -> pd.DataFrame:
+        """Row count of every table and view in the warehouse, by schema and name."""
+        with self.connect() as conn:
+            tables = conn.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1, 2"
+            ).fetchall()
+            rows = [
+                (schema, table, conn.execute(f"SELECT count(*) FROM {qualified_name(schema, table)}").fetchone()[0])
+                for schema, table in tables
+            ]
+        return pd.DataFrame(rows, columns=["schema", "table", "rows"])
