@@ -11,7 +11,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from pipeline.cleaning import REASONS
+from pipeline.cleaning import REASONS, is_non_product_code
 
 PRODUCT_CODE_PATTERN = r"^[0-9A-Z]{3,12}$"
 
@@ -57,6 +57,11 @@ class CleanedTransactions(pa.DataFrameModel):
         strict = True
         coerce = True
         unique = ["source_file", "source_sheet", "source_row"]
+
+    @pa.check("stock_code", name="is_product_code")
+    def stock_code_is_a_product(cls, codes: Series[str]) -> Series[bool]:  # noqa: N805
+        """No postage, fee, manual or voucher codes."""
+        return ~is_non_product_code(codes)
 
     @pa.dataframe_check
     def revenue_is_quantity_times_price(cls, df: pd.DataFrame) -> Series[bool]:  # noqa: N805
