@@ -1,0 +1,309 @@
+"""Exploratory sales tables: monthly trend, countries, products and customer cohorts.
+
+What belongs here: pure functions that turn ``staging.cleaned_transactions`` (and, where returns matter,
+``staging.rejected_rows``) into small descriptive tables. The aggregation runs in an in-memory DuckDB
+connection over the registered pandas frames, so a million lines take well under a second per table.
+What does not belong here: customer scoring (``pipeline.customers``), models (``pipeline.clustering``,
+``pipeline.prediction``) and figures (``pipeline.plots_customers``).
+
+Returns are the rejected lines with ``reason == "cancellation"`` (invoice starting with ``C``, negative
+quantity). Only cancellations of *products* count as returns: a cancelled line counts when its stock code
+(upper-cased, trimmed) appears among the sold lines of ``cleaned``. This keeps cancelled postage, manual
+adjustments and discounts (``POST``, ``M``, ``D``...) out of return figures, exactly as they are kept out of
+sales.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+CANCELLATION_REASON = "cancellation"
+
+# A constant WITH clause shared by the queries that need returns; they append their own CTEs to it.
+_PRODUCT_CANCELLATIONS = """
+    WITH product_cancellations AS (
+        SELECT
+            r.invoice,
+            upper(trim(r.stock_code)) AS stock_code,
+            r.customer_id,
+            r.invoice_date,
+            abs(r.quantity) AS returned_quantity,
+            abs(r.quantity) * r.price AS returned_value
+        FROM rejected AS r
+        WHERE r.reason = $reason
+          AND r.quantity < 0
+          AND upper(trim(r.stock_code)) IN (SELECT DISTINCT stock_code FROM cleaned)
+    )
+"""
+
+
+def query_frames(sql: str, params: dict[str, object] | None = None, **frames: pd.DataFrame) -> pd.DataFrame:
+    """Run ``sql`` on a fresh in-memory DuckDB connection with ``frames`` registered as views.
+
+    Args:
+        sql: A DuckDB query referring to the registered frames by their keyword names.
+        params: Named parameters bound into the query (never formatted into the SQL text).
+        **frames: DataFrames to register under their keyword names.
+
+    Returns:
+        The query result as a pandas DataFrame.
+    """
+    with duckdb.connect() as con:
+        for name, frame in frames.items():
+            con.register(name, frame)
+        return con.execute(sql, params or {}).df()
+
+
+def _empty_rejected() -> pd.DataFrame:
+    """Return an empty frame with the rejected-row columns that the queries read."""
+    return pd.DataFrame(
+        {
+            "invoice": pd.Series(dtype="object"),
+            "stock_code": pd.Series(dtype="object"),
+            "customer_id": pd.Series(dtype="Int64"),
+            "invoice_date": pd.Series(dtype="datetime64[ns]"),
+            "quantity": pd.Series(dtype="Int64"),
+            "price": pd.Series(dtype="float64"),
+            "reason": pd.Series(dtype="object"),
+        }
+    )
+
+
+def _as_ns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Cast DuckDB's microsecond timestamps to ``datetime64[ns]`` like the rest of the pipeline."""
+    return frame.assign(**{c: frame[c].astype("datetime64[ns]") for c in columns})
+
+
+def product_cancellations(cleaned: pd.DataFrame, rejected: pd.DataFrame | None) -> pd.DataFrame:
+    """Return the cancelled product lines (the returns) as positive quantities and values.
+
+    Args:
+        cleaned: ``staging.cleaned_transactions``; its stock codes define what a product is.
+        rejected: ``staging.rejected_rows``; ``None`` gives an empty result.
+
+    Returns:
+        One row per cancellation line of a product: ``invoice``, ``stock_code`` (upper-cased, trimmed),
+        ``customer_id`` (nullable Int64), ``invoice_date``, ``returned_quantity`` (> 0) and
+        ``returned_value`` (``returned_quantity * price``, GBP).
+    """
+    sql = _PRODUCT_CANCELLATIONS + "SELECT * FROM product_cancellations ORDER BY invoice_date, invoice"
+    out = query_frames(
+        sql,
+        {"reason": CANCELLATION_REASON},
+        cleaned=cleaned,
+        rejected=_empty_rejected() if rejected is None else rejected,
+    )
+    return _as_ns(out, ["invoice_date"]).astype({"customer_id": "Int64", "returned_quantity": "int64"})
+
+
+def monthly_sales(cleaned: pd.DataFrame, rejected: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Summarise sales, customers and returns per calendar month.
+
+    ``new_customers`` are registered customers whose first purchase *in the data* falls in the month, so in
+    the first month of the data every customer is new (the history before it is unknown).
+    ``returning_customers = customers - new_customers``. Guest lines count for revenue, lines and invoices,
+    not for customers.
+
+    ``cancellation_rate = cancelled_lines / (cancelled_lines + lines)``: the share of product invoice lines in
+    the month that were cancellation lines (see the module docstring for which cancellations count). A
+    cancellation is dated by its own invoice date, not by the sale it reverses, which the data does not link.
+
+    Args:
+        cleaned: ``staging.cleaned_transactions``.
+        rejected: ``staging.rejected_rows``; ``None`` means no return figures are known and the
+            cancellation columns are zero.
+
+    Returns:
+        One row per month with at least one sale line, ordered by ``month`` (first day of the month), with
+        the columns of ``schemas_customers.MonthlySales``.
+    """
+    sql = (
+        _PRODUCT_CANCELLATIONS
+        + """,
+        first_month AS (
+            SELECT customer_id, min(date_trunc('month', invoice_date)) AS first_month
+            FROM cleaned WHERE customer_id IS NOT NULL GROUP BY customer_id
+        ),
+        sold AS (
+            SELECT
+                date_trunc('month', c.invoice_date) AS month,
+                round(sum(c.revenue), 2) AS revenue,
+                count(DISTINCT c.invoice) AS invoices,
+                count(*) AS lines,
+                count(DISTINCT c.customer_id) AS customers,
+                count(DISTINCT CASE WHEN f.first_month = date_trunc('month', c.invoice_date)
+                                    THEN c.customer_id END) AS new_customers
+            FROM cleaned AS c LEFT JOIN first_month AS f USING (customer_id)
+            GROUP BY 1
+        ),
+        cancelled AS (
+            SELECT date_trunc('month', invoice_date) AS month,
+                   count(*) AS cancelled_lines,
+                   round(sum(returned_value), 2) AS returns_value
+            FROM product_cancellations GROUP BY 1
+        )
+        SELECT
+            s.month,
+            s.revenue,
+            s.invoices,
+            s.lines,
+            s.customers,
+            s.new_customers,
+            s.customers - s.new_customers AS returning_customers,
+            s.revenue / s.invoices AS avg_basket_value,
+            coalesce(x.cancelled_lines, 0) AS cancelled_lines,
+            coalesce(x.cancelled_lines, 0) / (coalesce(x.cancelled_lines, 0) + s.lines) AS cancellation_rate,
+            coalesce(x.returns_value, 0.0) AS returns_value
+        FROM sold AS s LEFT JOIN cancelled AS x USING (month)
+        ORDER BY s.month
+    """
+    )
+    out = query_frames(
+        sql,
+        {"reason": CANCELLATION_REASON},
+        cleaned=cleaned,
+        rejected=_empty_rejected() if rejected is None else rejected,
+    )
+    ints = ["invoices", "lines", "customers", "new_customers", "returning_customers", "cancelled_lines"]
+    return _as_ns(out, ["month"]).astype({c: "int64" for c in ints})
+
+
+def country_sales(cleaned: pd.DataFrame) -> pd.DataFrame:
+    """Summarise sales per country, ranked by revenue.
+
+    Args:
+        cleaned: ``staging.cleaned_transactions``.
+
+    Returns:
+        One row per country with ``revenue``, ``customers`` (distinct registered customers), ``invoices``,
+        ``lines``, ``revenue_share`` (of total revenue) and ``revenue_rank`` (1 = largest; ties broken by
+        country name), ordered by rank. Columns of ``schemas_customers.CountrySales``.
+    """
+    sql = """
+        SELECT
+            country,
+            round(sum(revenue), 2) AS revenue,
+            count(DISTINCT customer_id) AS customers,
+            count(DISTINCT invoice) AS invoices,
+            count(*) AS lines,
+            round(sum(revenue), 2) / sum(round(sum(revenue), 2)) OVER () AS revenue_share,
+            row_number() OVER (ORDER BY round(sum(revenue), 2) DESC, country) AS revenue_rank
+        FROM cleaned
+        GROUP BY country
+        ORDER BY revenue_rank
+    """
+    out = query_frames(sql, cleaned=cleaned)
+    return out.astype({"customers": "int64", "invoices": "int64", "lines": "int64", "revenue_rank": "int64"})
+
+
+def top_products(cleaned: pd.DataFrame, rejected: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rank every sold product by revenue, with its returns.
+
+    ``description`` is the most frequent non-null description of the code among sold lines (ties broken
+    alphabetically); a code never described gets ``None``. ``returned_quantity`` sums the absolute quantity
+    of the code's cancellation lines and ``return_rate = returned_quantity / quantity``. The rate can exceed
+    1 when goods bought before the data starts are returned inside it.
+
+    Args:
+        cleaned: ``staging.cleaned_transactions``.
+        rejected: ``staging.rejected_rows``; ``None`` means no returns are known (zero returns).
+
+    Returns:
+        One row per ``stock_code`` in ``cleaned``, ordered by ``revenue_rank`` (1 = largest revenue; ties
+        broken by stock code). Columns of ``schemas_customers.TopProducts``.
+    """
+    sql = (
+        _PRODUCT_CANCELLATIONS
+        + """,
+        described AS (
+            SELECT stock_code, description,
+                   row_number() OVER (PARTITION BY stock_code ORDER BY count(*) DESC, description) AS pick
+            FROM cleaned WHERE description IS NOT NULL
+            GROUP BY stock_code, description
+        ),
+        sold AS (
+            SELECT stock_code,
+                   round(sum(revenue), 2) AS revenue,
+                   sum(quantity) AS quantity,
+                   count(DISTINCT invoice) AS invoices,
+                   count(DISTINCT customer_id) AS customers
+            FROM cleaned GROUP BY stock_code
+        ),
+        returned AS (
+            SELECT stock_code, sum(returned_quantity) AS returned_quantity
+            FROM product_cancellations GROUP BY stock_code
+        )
+        SELECT
+            s.stock_code,
+            d.description,
+            s.revenue,
+            s.quantity,
+            s.invoices,
+            s.customers,
+            coalesce(r.returned_quantity, 0) AS returned_quantity,
+            coalesce(r.returned_quantity, 0) / s.quantity AS return_rate,
+            row_number() OVER (ORDER BY s.revenue DESC, s.stock_code) AS revenue_rank
+        FROM sold AS s
+        LEFT JOIN described AS d ON d.stock_code = s.stock_code AND d.pick = 1
+        LEFT JOIN returned AS r ON r.stock_code = s.stock_code
+        ORDER BY revenue_rank
+    """
+    )
+    out = query_frames(
+        sql,
+        {"reason": CANCELLATION_REASON},
+        cleaned=cleaned,
+        rejected=_empty_rejected() if rejected is None else rejected,
+    )
+    ints = ["quantity", "invoices", "customers", "returned_quantity", "revenue_rank"]
+    return out.astype({c: "int64" for c in ints}).astype({"description": "object"})
+
+
+def cohort_retention(cleaned: pd.DataFrame) -> pd.DataFrame:
+    """Monthly retention of acquisition cohorts, in long form.
+
+    A customer's cohort is the month of their first purchase in the data; they are active in a month when
+    they have at least one invoice in it. Every (cohort, months since first) pair up to the last month of
+    the data is present, with zero activity where nobody bought, so a missing cell never hides a zero.
+
+    Args:
+        cleaned: ``staging.cleaned_transactions``; guest lines are ignored.
+
+    Returns:
+        Columns of ``schemas_customers.CohortRetention``: ``cohort_month``, ``months_since_first``
+        (0 = acquisition month), ``active_customers``, ``cohort_size`` and
+        ``retention_rate = active_customers / cohort_size``; ordered by cohort then month.
+    """
+    sql = """
+        WITH customer_months AS (
+            SELECT DISTINCT customer_id, date_trunc('month', invoice_date) AS month
+            FROM cleaned WHERE customer_id IS NOT NULL
+        ),
+        cohorts AS (
+            SELECT customer_id, min(month) AS cohort_month FROM customer_months GROUP BY customer_id
+        ),
+        sizes AS (
+            SELECT cohort_month, count(*) AS cohort_size FROM cohorts GROUP BY cohort_month
+        ),
+        activity AS (
+            SELECT c.cohort_month, datediff('month', c.cohort_month, m.month) AS months_since_first,
+                   count(*) AS active_customers
+            FROM customer_months AS m JOIN cohorts AS c USING (customer_id)
+            GROUP BY 1, 2
+        ),
+        grid AS (
+            SELECT s.cohort_month, s.cohort_size,
+                   unnest(range(0, datediff('month', s.cohort_month, l.last_month) + 1)) AS months_since_first
+            FROM sizes AS s, (SELECT max(month) AS last_month FROM customer_months) AS l
+        )
+        SELECT g.cohort_month, g.months_since_first,
+               coalesce(a.active_customers, 0) AS active_customers,
+               g.cohort_size,
+               coalesce(a.active_customers, 0) / g.cohort_size AS retention_rate
+        FROM grid AS g LEFT JOIN activity AS a USING (cohort_month, months_since_first)
+        ORDER BY g.cohort_month, g.months_since_first
+    """
+    out = query_frames(sql, cleaned=cleaned)
+    ints = ["months_since_first", "active_customers", "cohort_size"]
+    return _as_ns(out, ["cohort_month"]).astype({c: "int64" for c in ints})
