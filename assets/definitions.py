@@ -6,12 +6,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import ingest, staging
+from assets import customers, eda, ingest, staging
 from resources import InvoiceSource, Warehouse, WarehouseIOManager
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WAREHOUSE = str(PROJECT_ROOT / "data" / "warehouse" / "retail.duckdb")
-ASSET_MODULES = [ingest, staging]
+ASSET_MODULES = [ingest, staging, eda, customers]
 
 
 def _setting(name: str, default: str) -> str | dg.EnvVar:

@@ -8,6 +8,37 @@ CLEANED_TRANSACTIONS = dg.AssetKey(["staging", "cleaned_transactions"])
 REJECTED_ROWS = dg.AssetKey(["staging", "rejected_rows"])
 
 
+def analytics(name: str) -> dg.AssetKey:
+    """Key of the ``analytics.<name>`` table."""
+    return dg.AssetKey(["analytics", name])
+
+
+EDA_MONTHLY_SALES = analytics("eda_monthly_sales")
+EDA_COUNTRY_SALES = analytics("eda_country_sales")
+EDA_TOP_PRODUCTS = analytics("eda_top_products")
+EDA_COHORT_RETENTION = analytics("eda_cohort_retention")
+RFM = analytics("rfm")
+RFM_SEGMENT_SUMMARY = analytics("rfm_segment_summary")
+CLUSTER_MODEL_SELECTION = analytics("cluster_model_selection")
+CUSTOMER_CLUSTERS = analytics("customer_clusters")
+CLUSTER_PROFILES = analytics("cluster_profiles")
+SEGMENT_CLUSTER_CROSSTAB = analytics("segment_cluster_crosstab")
+CUSTOMER_PREDICTIONS = analytics("customer_predictions")
+PREDICTION_EVALUATION = analytics("prediction_evaluation")
+FREQUENT_ITEMSETS = analytics("frequent_itemsets")
+ASSOCIATION_RULES = analytics("association_rules")
+PRODUCT_BUNDLES = analytics("product_bundles")
+PRODUCT_NETWORK_EDGES = analytics("product_network_edges")
+PRODUCT_CENTRALITY = analytics("product_centrality")
+CUSTOMER_NETWORK_EDGES = analytics("customer_network_edges")
+CUSTOMER_CENTRALITY = analytics("customer_centrality")
+SVD_EXPLAINED_VARIANCE = analytics("customer_product_svd")
+SVD_CUSTOMER_FACTORS = analytics("svd_customer_factors")
+SVD_PRODUCT_FACTORS = analytics("svd_product_factors")
+RECOMMENDATIONS = analytics("recommendations")
+RECOMMENDER_EVALUATION = analytics("recommender_evaluation")
+
+
 def ins(**keys: dg.AssetKey) -> dict[str, dg.AssetIn]:
     """Map parameter names to upstream asset keys: ``ins(cleaned=CLEANED_TRANSACTIONS)``."""
     return {name: dg.AssetIn(key=key) for name, key in keys.items()}

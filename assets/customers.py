@@ -1,0 +1,172 @@
+"""Customer assets: RFM and segments, K-Means/GMM clusters with model selection, 90-day predictions.
+
+Logic lives in pipeline.customers, pipeline.clustering and pipeline.prediction.
+"""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from assets import keys
+from assets._metadata import figure, preview
+from assets._tables import table_out, warehouse_table
+from assets.checks import schema_check
+from pipeline import clustering, customers, plots_customers, prediction
+from pipeline.schemas_customers import (
+    ClusterProfiles,
+    CustomerClusters,
+    CustomerPredictions,
+    CustomerRfm,
+    ModelSelection,
+    PredictionEvaluation,
+    SegmentClusterCrosstab,
+    SegmentSummary,
+)
+from resources import Warehouse
+
+_SALES = keys.ins(cleaned=keys.CLEANED_TRANSACTIONS, rejected=keys.REJECTED_ROWS)
+
+
+class ClusteringConfig(dg.Config):
+    """Model selection and fitting of the customer clusters."""
+
+    k_min: int = Field(default=2, description="Smallest number of clusters tried.")
+    k_max: int = Field(default=10, description="Largest number of clusters tried.")
+    n_clusters: int | None = Field(default=None, description="Force k instead of the elbow rule of choose_k.")
+    silhouette_sample: int = Field(default=5000, description="Customers sampled (seeded) for the silhouette.")
+    random_state: int = Field(default=0, description="Seed of k-means, the mixtures and the silhouette sample.")
+
+
+class PredictionConfig(dg.Config):
+    """Behaviour prediction settings."""
+
+    horizon_days: int = Field(default=90, description="Prediction horizon in days.")
+    random_state: int = Field(default=0, description="Seed of the models.")
+
+
+@warehouse_table(keys.RFM, CustomerRfm, group="customers", ins=_SALES)
+def rfm(cleaned: pd.DataFrame, rejected: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """One row per customer: recency, frequency, monetary, 1-5 quintile scores and the named RFM segment."""
+    table = customers.rfm_table(cleaned, rejected=rejected)
+    return dg.Output(table, metadata={"customers": len(table),
+                                      "plot": figure(plots_customers.rfm_distributions_figure(table)),
+                                      "preview": preview(table)})
+
+
+@warehouse_table(keys.RFM_SEGMENT_SUMMARY, SegmentSummary, group="customers", ins=keys.ins(rfm=keys.RFM))
+def rfm_segment_summary(rfm: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Per RFM segment: size, revenue share, average R/F/M and the recommended marketing action."""
+    summary = customers.segment_summary(rfm)
+    return dg.Output(summary, metadata={"plot": figure(plots_customers.segment_summary_figure(summary)),
+                                        "summary": preview(summary, 11)})
+
+
+@warehouse_table(keys.CLUSTER_MODEL_SELECTION, ModelSelection, group="customers", ins=keys.ins(rfm=keys.RFM),
+                 kinds=("duckdb", "pandas", "scikit-learn"))
+def cluster_model_selection(config: ClusteringConfig, rfm: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """K-Means inertia, silhouette, Davies-Bouldin, Calinski-Harabasz and GMM BIC/AIC for each k tried."""
+    selection = clustering.model_selection(
+        clustering.cluster_features(rfm), k_range=range(config.k_min, config.k_max + 1),
+        random_state=config.random_state, silhouette_sample=config.silhouette_sample,
+    )
+    chosen = config.n_clusters or clustering.choose_k(selection)
+    return dg.Output(selection, metadata={"chosen_k": chosen,
+                                          "plot": figure(plots_customers.model_selection_figure(selection, chosen_k=chosen))})
+
+
+@dg.multi_asset(
+    outs={
+        "customer_clusters": table_out(keys.CUSTOMER_CLUSTERS, CustomerClusters,
+                                       "Per customer: K-Means cluster, GMM component and its probability.",
+                                       kinds=("duckdb", "pandas", "scikit-learn")),
+        "cluster_profiles": table_out(keys.CLUSTER_PROFILES, ClusterProfiles,
+                                      "Per model and cluster: size, mean R/F/M, revenue share and a readable name."),
+        "segment_cluster_crosstab": table_out(keys.SEGMENT_CLUSTER_CROSSTAB, SegmentClusterCrosstab,
+                                              "Customers per RFM segment and cluster, for both models."),
+    },
+    ins=keys.ins(rfm=keys.RFM, selection=keys.CLUSTER_MODEL_SELECTION),
+    group_name="customers",
+)
+def customer_clusters(config: ClusteringConfig, rfm: pd.DataFrame, selection: pd.DataFrame):
+    """Fit K-Means and the GMM at the chosen k; clusters are numbered by mean monetary, highest first."""
+    k = config.n_clusters or clustering.choose_k(selection)
+    covariance = clustering.best_covariance_type(selection, k=k)
+    clusters, profiles = clustering.fit_clusters(rfm, k=k, random_state=config.random_state, covariance_type=covariance)
+    crosstab = clustering.segment_cluster_crosstab(rfm, clusters)
+    yield dg.Output(clusters, output_name="customer_clusters", metadata={
+        "k": k, "gmm_covariance_type": covariance,
+        "plot": figure(plots_customers.cluster_scatter_figure(rfm, clusters, profiles))})
+    yield dg.Output(profiles, output_name="cluster_profiles", metadata={"profiles": preview(profiles, 2 * k)})
+    wide = crosstab.pivot_table(index="segment", columns=["model", "cluster"], values="customers", fill_value=0)
+    yield dg.Output(crosstab, output_name="segment_cluster_crosstab",
+                    metadata={"crosstab": dg.MetadataValue.md(wide.to_markdown())})
+
+
+@dg.multi_asset(
+    outs={
+        "customer_predictions": table_out(
+            keys.CUSTOMER_PREDICTIONS, CustomerPredictions,
+            "Per customer: probability of buying in the next 90 days, predicted 90-day revenue, expected value.",
+            kinds=("duckdb", "pandas", "scikit-learn")),
+        "prediction_evaluation": table_out(
+            keys.PREDICTION_EVALUATION, PredictionEvaluation,
+            "Temporal-holdout metrics of the prediction models against naive baselines."),
+    },
+    ins=_SALES,
+    group_name="customers",
+)
+def customer_predictions(config: PredictionConfig, cleaned: pd.DataFrame, rejected: pd.DataFrame):
+    """Train on a temporal split, evaluate against baselines, refit and predict the next 90 days."""
+    predictions, evaluation = prediction.evaluate_and_predict(
+        cleaned, rejected, horizon_days=config.horizon_days, random_state=config.random_state)
+    headline = evaluation[~evaluation["metric"].str.startswith("calibration")]
+    yield dg.Output(predictions, output_name="customer_predictions", metadata={
+        "customers": len(predictions),
+        "expected_buyers": float(predictions["purchase_probability_90d"].sum()),
+        "predicted_revenue_90d_gbp": float(predictions["predicted_revenue_90d"].sum())})
+    yield dg.Output(evaluation, output_name="prediction_evaluation", metadata={
+        "metrics": dg.MetadataValue.md(headline.to_markdown(index=False)),
+        "calibration": figure(plots_customers.calibration_figure(evaluation))})
+
+
+rfm_schema = schema_check(keys.RFM, CustomerRfm)
+rfm_segment_summary_schema = schema_check(keys.RFM_SEGMENT_SUMMARY, SegmentSummary)
+cluster_model_selection_schema = schema_check(keys.CLUSTER_MODEL_SELECTION, ModelSelection)
+customer_clusters_schema = schema_check(keys.CUSTOMER_CLUSTERS, CustomerClusters)
+cluster_profiles_schema = schema_check(keys.CLUSTER_PROFILES, ClusterProfiles)
+segment_cluster_crosstab_schema = schema_check(keys.SEGMENT_CLUSTER_CROSSTAB, SegmentClusterCrosstab)
+customer_predictions_schema = schema_check(keys.CUSTOMER_PREDICTIONS, CustomerPredictions)
+prediction_evaluation_schema = schema_check(keys.PREDICTION_EVALUATION, PredictionEvaluation)
+
+RFM_SQL = """
+WITH reference AS (
+    SELECT CAST(max(invoice_date) AS DATE) + 1 AS reference_date FROM staging.cleaned_transactions
+), recomputed AS (
+    SELECT customer_id,
+           date_diff('day', CAST(max(invoice_date) AS DATE), (SELECT reference_date FROM reference)) AS recency_days,
+           count(DISTINCT invoice) AS frequency,
+           round(sum(revenue), 2) AS monetary
+    FROM staging.cleaned_transactions
+    WHERE customer_id IS NOT NULL
+    GROUP BY customer_id
+)
+SELECT
+    (SELECT count(*) FROM recomputed) AS expected_customers,
+    (SELECT count(*) FROM analytics.rfm) AS actual_customers,
+    (SELECT count(*) FROM recomputed r FULL OUTER JOIN analytics.rfm a USING (customer_id)
+     WHERE a.customer_id IS NULL OR r.customer_id IS NULL
+        OR a.recency_days <> r.recency_days OR a.frequency <> r.frequency
+        OR abs(a.monetary - r.monetary) > 0.005) AS mismatches
+"""
+
+
+@dg.asset_check(asset=keys.RFM, additional_deps=[keys.CLEANED_TRANSACTIONS], blocking=True,
+                description="Recency, frequency and monetary equal an independent SQL recomputation from "
+                            "staging.cleaned_transactions, customer by customer.")
+def rfm_matches_sql(warehouse: Warehouse) -> dg.AssetCheckResult:
+    """RFM recomputed in SQL on the warehouse agrees with the table, customer by customer."""
+    with warehouse.connect() as conn:
+        expected, actual, mismatches = conn.execute(RFM_SQL).fetchone()
+    return dg.AssetCheckResult(passed=bool(mismatches == 0 and expected == actual),
+                               metadata={"expected_customers": expected, "actual_customers": actual,
+                                         "mismatches": mismatches})
