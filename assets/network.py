@@ -1,0 +1,82 @@
+"""Link-analysis assets: product and customer networks and their centralities. Logic lives in pipeline.network."""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from assets import keys
+from assets._metadata import figure, preview
+from assets._tables import warehouse_table
+from assets.checks import schema_check
+from pipeline import network, plots_baskets
+from pipeline.schemas_baskets import CustomerCentrality, CustomerNetworkEdges, ProductCentrality, ProductNetworkEdges
+
+_KINDS = ("duckdb", "pandas", "networkx")
+_CLEANED = keys.ins(cleaned=keys.CLEANED_TRANSACTIONS)
+
+
+class ProductNetworkConfig(dg.Config):
+    """Pruning of the product co-purchase network."""
+
+    min_shared_invoices: int | None = Field(
+        default=None, description="Edge threshold; default scales with the number of invoices (see pipeline.network).")
+    max_basket_size: int = Field(default=250, description="Invoices with more distinct products are left out.")
+
+
+class CustomerNetworkConfig(dg.Config):
+    """Pruning of the customer projection."""
+
+    min_shared_products: int = Field(default=10, description="Distinct products two customers must share.")
+    top_k: int = Field(default=10, description="Strongest neighbours kept per customer.")
+
+
+class CentralityConfig(dg.Config):
+    """How centralities are computed."""
+
+    backend: str = Field(default="igraph", description="'igraph' (compiled, tested equal to networkx) or 'networkx'.")
+    random_state: int = Field(default=0, description="Seed of the community detection.")
+
+
+@warehouse_table(keys.PRODUCT_NETWORK_EDGES, ProductNetworkEdges, group="network", ins=_CLEANED, kinds=_KINDS)
+def product_network_edges(config: ProductNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Product co-purchase edges: products bought in the same invoices, weight = shared invoices, with lift."""
+    edges = network.product_network_edges(cleaned, min_shared_invoices=config.min_shared_invoices,
+                                          max_basket_size=config.max_basket_size)
+    nodes = pd.concat([edges["source"], edges["target"]]).nunique()
+    return dg.Output(edges, metadata={"edges": len(edges), "nodes": int(nodes), "preview": preview(edges)})
+
+
+@warehouse_table(keys.PRODUCT_CENTRALITY, ProductCentrality, group="network",
+                 ins=keys.ins(edges=keys.PRODUCT_NETWORK_EDGES), kinds=_KINDS)
+def product_centrality(config: CentralityConfig, edges: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Degree, betweenness and eigenvector centrality, component and community of every product in the network."""
+    scores = network.centrality(edges, backend=config.backend, random_state=config.random_state)
+    return dg.Output(scores, metadata={"nodes": len(scores),
+                                       "plot": figure(plots_baskets.product_network_figure(edges, scores)),
+                                       "top_betweenness": preview(scores.sort_values("betweenness_centrality",
+                                                                                     ascending=False), 10)})
+
+
+@warehouse_table(keys.CUSTOMER_NETWORK_EDGES, CustomerNetworkEdges, group="network", ins=_CLEANED, kinds=_KINDS)
+def customer_network_edges(config: CustomerNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Customer projection edges: customers joined by the number of distinct products they share."""
+    edges = network.customer_network_edges(cleaned, min_shared_products=config.min_shared_products,
+                                           top_k=config.top_k)
+    nodes = pd.concat([edges["source"], edges["target"]]).nunique()
+    return dg.Output(edges, metadata={"edges": len(edges), "nodes": int(nodes), "preview": preview(edges)})
+
+
+@warehouse_table(keys.CUSTOMER_CENTRALITY, CustomerCentrality, group="network",
+                 ins=keys.ins(edges=keys.CUSTOMER_NETWORK_EDGES), kinds=_KINDS)
+def customer_centrality(config: CentralityConfig, edges: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Degree, betweenness and eigenvector centrality, component and community of every customer in the network."""
+    scores = network.centrality(edges, backend=config.backend, random_state=config.random_state)
+    return dg.Output(scores, metadata={"nodes": len(scores),
+                                       "top_eigenvector": preview(scores.sort_values("eigenvector_centrality",
+                                                                                     ascending=False), 10)})
+
+
+product_network_edges_schema = schema_check(keys.PRODUCT_NETWORK_EDGES, ProductNetworkEdges)
+product_centrality_schema = schema_check(keys.PRODUCT_CENTRALITY, ProductCentrality)
+customer_network_edges_schema = schema_check(keys.CUSTOMER_NETWORK_EDGES, CustomerNetworkEdges)
+customer_centrality_schema = schema_check(keys.CUSTOMER_CENTRALITY, CustomerCentrality)

@@ -1,0 +1,103 @@
+"""Recommendation assets: SVD of the customer-product matrix, the hybrid recommender and its offline evaluation.
+
+Logic lives in pipeline.svd and pipeline.recommend.
+"""
+
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from assets import keys
+from assets._metadata import figure, preview
+from assets._tables import table_out, warehouse_table
+from assets.checks import schema_check
+from pipeline import plots_recommend, recommend, svd
+from pipeline.schemas_recommend import (
+    CustomerFactors,
+    ExplainedVariance,
+    ProductFactors,
+    Recommendations,
+    RecommenderMetrics,
+)
+
+_KINDS = ("duckdb", "pandas", "scikit-learn")
+
+
+class SvdConfig(dg.Config):
+    """Truncated SVD of the customer x product matrix."""
+
+    n_components: int = Field(default=64, description="Components kept (capped at min(shape) - 1).")
+    weighting: Literal["log_count", "tfidf", "binary"] = Field(
+        default="log_count", description="Cell weighting of invoice counts per customer and product.")
+    random_state: int = Field(default=0, description="Seed of the randomized SVD.")
+
+
+class RecommenderConfig(dg.Config):
+    """Recommendation list settings."""
+
+    k: int = Field(default=10, description="Products recommended per customer and setting.")
+    test_months: int = Field(default=3, description="Months after the evaluation cutoff used as the test window.")
+    random_state: int = Field(default=0, description="Seed of the SVD component and the weight tuning.")
+
+
+@dg.multi_asset(
+    outs={
+        "customer_product_svd": table_out(keys.SVD_EXPLAINED_VARIANCE, ExplainedVariance,
+                                          "Explained variance ratio per SVD component, with the cumulative share.",
+                                          kinds=_KINDS),
+        "svd_customer_factors": table_out(keys.SVD_CUSTOMER_FACTORS, CustomerFactors,
+                                          "Customer factors (U x Sigma) of the SVD, one row per customer.",
+                                          kinds=_KINDS),
+        "svd_product_factors": table_out(keys.SVD_PRODUCT_FACTORS, ProductFactors,
+                                         "Product factors (V) of the SVD, one row per product.", kinds=_KINDS),
+    },
+    ins=keys.ins(cleaned=keys.CLEANED_TRANSACTIONS),
+    group_name="recommendations",
+)
+def customer_product_svd(config: SvdConfig, cleaned: pd.DataFrame):
+    """TruncatedSVD of the sparse, weighted customer x product matrix."""
+    matrix = svd.customer_product_matrix(cleaned, weighting=config.weighting)
+    result = svd.fit_svd(matrix, n_components=config.n_components, random_state=config.random_state,
+                         descriptions=svd.product_descriptions(cleaned))
+    variance = result.explained_variance
+    yield dg.Output(variance, output_name="customer_product_svd", metadata={
+        "matrix_shape": dg.MetadataValue.json(list(matrix.matrix.shape)),
+        "nonzero_cells": int(matrix.matrix.nnz),
+        "components": len(variance),
+        "cumulative_explained_variance": float(variance["cumulative_explained_variance_ratio"].iloc[-1]),
+        "plot": figure(plots_recommend.explained_variance_figure(variance))})
+    yield dg.Output(result.customer_factors, output_name="svd_customer_factors",
+                    metadata={"customers": len(result.customer_factors)})
+    yield dg.Output(result.product_factors, output_name="svd_product_factors",
+                    metadata={"products": len(result.product_factors)})
+
+
+@warehouse_table(keys.RECOMMENDATIONS, Recommendations, group="recommendations",
+                 ins=keys.ins(cleaned=keys.CLEANED_TRANSACTIONS, rules=keys.ASSOCIATION_RULES), kinds=_KINDS)
+def recommendations(config: RecommenderConfig, cleaned: pd.DataFrame, rules: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Top-k products per customer from the hybrid recommender, in both settings (any / new products only)."""
+    recs = recommend.recommend_all_settings(cleaned, rules, k=config.k, random_state=config.random_state)
+    return dg.Output(recs, metadata={
+        "customers": int(recs["customer_id"].nunique()),
+        "by_source": dg.MetadataValue.json({str(k): int(v) for k, v in recs["source"].value_counts().items()}),
+        "preview": preview(recs, 20)})
+
+
+@warehouse_table(keys.RECOMMENDER_EVALUATION, RecommenderMetrics, group="recommendations",
+                 ins=keys.ins(cleaned=keys.CLEANED_TRANSACTIONS), kinds=_KINDS)
+def recommender_evaluation(config: RecommenderConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Temporal-holdout precision, recall, NDCG, hit rate and coverage at k of every model in both settings."""
+    metrics = recommend.evaluate(cleaned, test_months=config.test_months, k=config.k,
+                                 random_state=config.random_state)
+    return dg.Output(metrics, metadata={
+        "plot": figure(plots_recommend.recommender_metrics_figure(metrics)),
+        "metrics": dg.MetadataValue.md(metrics.drop(columns=["params"], errors="ignore").to_markdown(index=False))})
+
+
+customer_product_svd_schema = schema_check(keys.SVD_EXPLAINED_VARIANCE, ExplainedVariance)
+svd_customer_factors_schema = schema_check(keys.SVD_CUSTOMER_FACTORS, CustomerFactors)
+svd_product_factors_schema = schema_check(keys.SVD_PRODUCT_FACTORS, ProductFactors)
+recommendations_schema = schema_check(keys.RECOMMENDATIONS, Recommendations)
+recommender_evaluation_schema = schema_check(keys.RECOMMENDER_EVALUATION, RecommenderMetrics)
