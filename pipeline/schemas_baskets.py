@@ -1,0 +1,260 @@
+"""Pandera models of the basket and network tables (``pipeline.baskets``, ``pipeline.network``).
+
+What belongs here: one ``DataFrameModel`` per table those modules produce, strict and coercing, with the
+value ranges and cross-column invariants a downstream reader relies on. No transformations.
+
+List columns (``items``, ``antecedents``...) hold Python lists when built and come back from DuckDB as
+NumPy arrays, so their checks accept any list-like of strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from pipeline.baskets import MAX_CONVICTION
+
+# Metrics are recomputed from rounded floats; this is far below any meaningful difference.
+_TOLERANCE = 1e-9
+
+
+def _is_string_list(value: object) -> bool:
+    """A non-empty list, tuple or 1-d array of strings."""
+    if not isinstance(value, list | tuple | np.ndarray) or len(value) == 0:
+        return False
+    return all(isinstance(item, str) for item in value)
+
+
+def _is_code_set(value: object) -> bool:
+    """A non-empty list-like of distinct strings in ascending order (a canonical itemset)."""
+    return _is_string_list(value) and all(a < b for a, b in zip(value[:-1], value[1:], strict=True))
+
+
+def _lengths(column: pd.Series) -> pd.Series:
+    """Length of every list in a column."""
+    return column.map(len)
+
+
+def _disjoint(left: Iterable, right: Iterable) -> bool:
+    """Whether two itemsets share no product."""
+    return not set(left) & set(right)
+
+
+class FrequentItemsets(pa.DataFrameModel):
+    """One row per frequent itemset of one basket universe (all countries or one country)."""
+
+    itemset_id: Series[int] = pa.Field(ge=0, unique=True)
+    items: Series[object] = pa.Field(description="Stock codes, sorted and distinct.")
+    descriptions: Series[object] = pa.Field(description="One description per item, same order.")
+    length: Series[int] = pa.Field(ge=1)
+    support: Series[float] = pa.Field(gt=0, le=1)
+    support_count: Series[int] = pa.Field(ge=1)
+    country: Series[str] = pa.Field(nullable=True, description="Null for the all-countries itemsets.")
+
+    class Config:
+        """Reject unknown columns and coerce dtypes."""
+
+        strict = True
+        coerce = True
+
+    @pa.check("items", element_wise=True, name="sorted_distinct_codes")
+    def _items_are_sets(cls, value: object) -> bool:
+        return _is_code_set(value)
+
+    @pa.check("descriptions", element_wise=True, name="string_lists")
+    def _descriptions_are_lists(cls, value: object) -> bool:
+        return _is_string_list(value)
+
+    @pa.dataframe_check(name="length_matches_items")
+    def _length_matches(cls, df: pd.DataFrame) -> pd.Series:
+        return (_lengths(df["items"]) == df["length"]) & (_lengths(df["descriptions"]) == df["length"])
+
+    @pa.dataframe_check(name="one_row_per_itemset_and_country")
+    def _unique_itemsets(cls, df: pd.DataFrame) -> bool:
+        keys = pd.DataFrame({"items": df["items"].map(tuple), "country": df["country"].fillna("\x00")})
+        return not keys.duplicated().any()
+
+
+class AssociationRules(pa.DataFrameModel):
+    """One row per association rule ``antecedents -> consequents`` of one basket universe."""
+
+    rule_id: Series[int] = pa.Field(ge=0, unique=True)
+    antecedents: Series[object]
+    consequents: Series[object]
+    antecedent_descriptions: Series[object]
+    consequent_descriptions: Series[object]
+    antecedent_support: Series[float] = pa.Field(gt=0, le=1)
+    consequent_support: Series[float] = pa.Field(gt=0, le=1)
+    support: Series[float] = pa.Field(gt=0, le=1)
+    confidence: Series[float] = pa.Field(gt=0, le=1 + _TOLERANCE)
+    lift: Series[float] = pa.Field(gt=0)
+    leverage: Series[float] = pa.Field(ge=-0.25, le=0.25)
+    conviction: Series[float] = pa.Field(gt=0, le=MAX_CONVICTION)
+    zhangs_metric: Series[float] = pa.Field(ge=-1 - _TOLERANCE, le=1 + _TOLERANCE)
+    is_redundant: Series[bool]
+    country: Series[str] = pa.Field(nullable=True, description="Null for the all-countries rules.")
+
+    class Config:
+        """Reject unknown columns and coerce dtypes."""
+
+        strict = True
+        coerce = True
+
+    @pa.check("antecedents", "consequents", element_wise=True, name="sorted_distinct_codes")
+    def _sides_are_sets(cls, value: object) -> bool:
+        return _is_code_set(value)
+
+    @pa.check("antecedent_descriptions", "consequent_descriptions", element_wise=True, name="string_lists")
+    def _descriptions_are_lists(cls, value: object) -> bool:
+        return _is_string_list(value)
+
+    @pa.dataframe_check(name="sides_disjoint")
+    def _sides_disjoint(cls, df: pd.DataFrame) -> pd.Series:
+        return pd.Series(
+            [_disjoint(a, c) for a, c in zip(df["antecedents"], df["consequents"], strict=True)],
+            index=df.index,
+        )
+
+    @pa.dataframe_check(name="descriptions_match_sides")
+    def _descriptions_match(cls, df: pd.DataFrame) -> pd.Series:
+        return (_lengths(df["antecedents"]) == _lengths(df["antecedent_descriptions"])) & (
+            _lengths(df["consequents"]) == _lengths(df["consequent_descriptions"])
+        )
+
+    @pa.dataframe_check(name="support_within_sides")
+    def _support_bounded(cls, df: pd.DataFrame) -> pd.Series:
+        return df["support"] <= np.minimum(df["antecedent_support"], df["consequent_support"]) + _TOLERANCE
+
+    @pa.dataframe_check(name="confidence_and_lift_consistent")
+    def _metrics_consistent(cls, df: pd.DataFrame) -> pd.Series:
+        confidence = df["support"] / df["antecedent_support"]
+        lift = confidence / df["consequent_support"]
+        consistent = np.isclose(df["confidence"], confidence, rtol=_TOLERANCE, atol=0) & np.isclose(
+            df["lift"], lift, rtol=_TOLERANCE, atol=0
+        )
+        return pd.Series(consistent, index=df.index)
+
+
+class ProductBundles(pa.DataFrameModel):
+    """One row per product bundle derived from the strongest non-redundant rules."""
+
+    bundle_id: Series[int] = pa.Field(ge=0, unique=True)
+    items: Series[object]
+    descriptions: Series[object]
+    size: Series[int] = pa.Field(ge=2)
+    support: Series[float] = pa.Field(gt=0, le=1)
+    confidence: Series[float] = pa.Field(gt=0, le=1 + _TOLERANCE)
+    lift: Series[float] = pa.Field(gt=0)
+    bundle_revenue: Series[float] = pa.Field(ge=0)
+    joint_revenue: Series[float] = pa.Field(ge=0)
+    invoices_with_all: Series[int] = pa.Field(ge=0)
+    country: Series[str] = pa.Field(nullable=True)
+
+    class Config:
+        """Reject unknown columns and coerce dtypes."""
+
+        strict = True
+        coerce = True
+
+    @pa.check("items", element_wise=True, name="sorted_distinct_codes")
+    def _items_are_sets(cls, value: object) -> bool:
+        return _is_code_set(value)
+
+    @pa.check("descriptions", element_wise=True, name="string_lists")
+    def _descriptions_are_lists(cls, value: object) -> bool:
+        return _is_string_list(value)
+
+    @pa.dataframe_check(name="size_matches_items")
+    def _size_matches(cls, df: pd.DataFrame) -> pd.Series:
+        return (_lengths(df["items"]) == df["size"]) & (_lengths(df["descriptions"]) == df["size"])
+
+    @pa.dataframe_check(name="joint_revenue_within_bundle_revenue")
+    def _joint_within_total(cls, df: pd.DataFrame) -> pd.Series:
+        return df["joint_revenue"] <= df["bundle_revenue"] * (1 + _TOLERANCE)
+
+    @pa.dataframe_check(name="distinct_bundles")
+    def _distinct(cls, df: pd.DataFrame) -> bool:
+        keys = pd.DataFrame({"items": df["items"].map(tuple), "country": df["country"].fillna("\x00")})
+        return not keys.duplicated().any()
+
+
+class _UndirectedEdges(pa.DataFrameModel):
+    """Shared invariants of undirected edge lists: each pair once, written ``source < target``."""
+
+    weight: Series[int] = pa.Field(ge=1)
+    jaccard: Series[float] = pa.Field(gt=0, le=1)
+
+    class Config:
+        """Reject unknown columns and coerce dtypes."""
+
+        strict = True
+        coerce = True
+
+    @pa.dataframe_check(name="source_before_target")
+    def _ordered(cls, df: pd.DataFrame) -> pd.Series:
+        return df["source"] < df["target"]
+
+    @pa.dataframe_check(name="one_row_per_pair")
+    def _unique_pairs(cls, df: pd.DataFrame) -> bool:
+        return not df.duplicated(["source", "target"]).any()
+
+
+class ProductNetworkEdges(_UndirectedEdges):
+    """One row per pair of products bought together in enough invoices."""
+
+    source: Series[str]
+    target: Series[str]
+    weight: Series[int] = pa.Field(ge=1, description="Invoices holding both products.")
+    lift: Series[float] = pa.Field(
+        gt=0, description="Shared invoices over those expected under independence."
+    )
+    jaccard: Series[float] = pa.Field(gt=0, le=1)
+
+
+class CustomerNetworkEdges(_UndirectedEdges):
+    """One row per pair of customers linked by enough products bought by both."""
+
+    source: Series[int]
+    target: Series[int]
+    weight: Series[int] = pa.Field(ge=1, description="Distinct products bought by both customers.")
+    jaccard: Series[float] = pa.Field(gt=0, le=1)
+
+
+class NodeCentrality(pa.DataFrameModel):
+    """One row per node of a network with its centralities (see ``network.centrality``)."""
+
+    node: Series[object] = pa.Field(unique=True)
+    component: Series[int] = pa.Field(ge=0)
+    degree: Series[int] = pa.Field(ge=1)
+    weighted_degree: Series[float] = pa.Field(gt=0)
+    degree_centrality: Series[float] = pa.Field(gt=0, le=1)
+    betweenness_centrality: Series[float] = pa.Field(ge=0, le=1 + _TOLERANCE)
+    eigenvector_centrality: Series[float] = pa.Field(ge=-_TOLERANCE, le=1 + _TOLERANCE, nullable=True)
+    community: Series[pd.Int64Dtype] = pa.Field(ge=0, nullable=True)
+
+    class Config:
+        """Reject unknown columns and coerce dtypes."""
+
+        strict = True
+        coerce = True
+
+    @pa.dataframe_check(name="largest_component_is_zero")
+    def _components_by_size(cls, df: pd.DataFrame) -> bool:
+        sizes = df["component"].value_counts().sort_index()
+        return bool(sizes.is_monotonic_decreasing)
+
+
+class ProductCentrality(NodeCentrality):
+    """Centralities of the product network; nodes are stock codes."""
+
+    node: Series[str] = pa.Field(unique=True)
+
+
+class CustomerCentrality(NodeCentrality):
+    """Centralities of the customer network; nodes are customer ids."""
+
+    node: Series[int] = pa.Field(unique=True)

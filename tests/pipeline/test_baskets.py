@@ -1,0 +1,406 @@
+"""Tests for pipeline.baskets (itemsets, rules, bundles), its schemas and the rules figure."""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pytest
+from matplotlib.figure import Figure
+from mlxtend.frequent_patterns import apriori
+
+from pipeline import baskets
+from pipeline.plots_baskets import rules_scatter
+from pipeline.schemas_baskets import AssociationRules, FrequentItemsets, ProductBundles
+
+
+def make_cleaned(basket_items: dict[str, list[str]], *, country: str | dict[str, str] = "United Kingdom"):
+    """A cleaned_transactions frame with one line per (invoice, item); prices vary so revenue is checkable."""
+    rows = []
+    for invoice, items in basket_items.items():
+        for position, item in enumerate(items):
+            rows.append(
+                {
+                    "invoice": invoice,
+                    "stock_code": item,
+                    "description": f"PRODUCT {item}",
+                    "quantity": position + 1,
+                    "invoice_date": pd.Timestamp("2010-01-01"),
+                    "price": 1.5,
+                    "customer_id": pd.NA,
+                    "country": country if isinstance(country, str) else country[invoice],
+                    "source_file": "test",
+                    "source_sheet": None,
+                    "source_row": len(rows),
+                }
+            )
+    frame = pd.DataFrame(rows).astype({"customer_id": "Int64", "quantity": "int64"})
+    return frame.assign(revenue=frame["quantity"] * frame["price"])
+
+
+def random_baskets(n_baskets: int, n_products: int, *, seed: int) -> dict[str, list[str]]:
+    """Baskets drawn from a skewed product popularity so that there are frequent pairs and triples."""
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, n_products + 1)
+    products = [f"P{k:02d}" for k in range(n_products)]
+    out = {}
+    for b in range(n_baskets):
+        size = int(rng.integers(1, 7))
+        chosen = rng.choice(n_products, size=size, replace=False, p=popularity / popularity.sum())
+        out[f"{100000 + b}"] = [products[k] for k in chosen]
+    return out
+
+
+def brute_force_counts(basket_items: dict[str, list[str]], max_len: int) -> dict[frozenset, int]:
+    """Count every itemset up to ``max_len`` by enumerating each basket's subsets."""
+    counts: dict[frozenset, int] = {}
+    for items in basket_items.values():
+        unique = sorted(set(items))
+        for size in range(1, max_len + 1):
+            for subset in combinations(unique, size):
+                counts[frozenset(subset)] = counts.get(frozenset(subset), 0) + 1
+    return counts
+
+
+def test_basket_matrix_is_binary_with_sorted_labels():
+    cleaned = make_cleaned({"2": ["B", "A", "A"], "1": ["C"], "3": ["A", "C"]})
+    matrix, invoices, products = baskets.basket_matrix(cleaned, max_basket_size=None)
+    assert list(invoices) == ["1", "2", "3"]
+    assert list(products) == ["A", "B", "C"]
+    np.testing.assert_array_equal(matrix.toarray(), [[0, 0, 1], [1, 1, 0], [1, 0, 1]])
+    frame = baskets.basket_frame(cleaned, max_basket_size=None)
+    assert all(
+        isinstance(dtype, pd.SparseDtype) and dtype.subtype is np.dtype(bool) for dtype in frame.dtypes
+    )
+    np.testing.assert_array_equal(frame.sparse.to_dense().to_numpy(), matrix.toarray().astype(bool))
+
+
+def test_giant_baskets_are_excluded_and_counted():
+    regular = {f"{k}": ["A", "B"] if k % 2 else ["C"] for k in range(20)}
+    giants = {f"G{k}": ["X", "Y"] + [f"Z{j}" for j in range(10)] for k in range(4)}
+    cleaned = make_cleaned(regular | giants)
+
+    summary = baskets.basket_summary(cleaned, max_basket_size=5)
+    assert summary == {
+        "invoices": 24, "baskets_mined": 20, "giant_baskets_excluded": 4, "giant_basket_lines_excluded": 48,
+        "products": 15, "max_basket_size": 5,
+    }  # fmt: skip
+    assert list(baskets.giant_invoices(cleaned, max_basket_size=5)) == ["G0", "G1", "G2", "G3"]
+    matrix, invoices, products = baskets.basket_matrix(cleaned, max_basket_size=5)
+    assert matrix.shape == (20, 3) and "X" not in products
+
+    capped = baskets.frequent_itemsets(cleaned, min_support=0.1, max_basket_size=5)
+    uncapped = baskets.frequent_itemsets(cleaned, min_support=0.1, max_basket_size=None)
+    assert ["X", "Y"] not in capped["items"].tolist()
+    assert ["X", "Y"] in uncapped["items"].tolist()
+    # Support is a share of the mined baskets only.
+    pair = capped[capped["items"].map(tuple) == ("A", "B")].iloc[0]
+    assert pair["support_count"] == 10 and pair["support"] == pytest.approx(10 / 20)
+    with pytest.raises(ValueError, match="max_basket_size"):
+        baskets.giant_invoices(cleaned, max_basket_size=0)
+
+
+@pytest.mark.parametrize("algorithm", ["apriori", "fpgrowth"])
+@pytest.mark.parametrize(("min_support", "max_len"), [(0.05, 3), (0.02, 2), (0.03, None)])
+def test_itemsets_match_brute_force(algorithm, min_support, max_len):
+    basket_items = random_baskets(300, 14, seed=7)
+    cleaned = make_cleaned(basket_items)
+    found = baskets.frequent_itemsets(cleaned, min_support=min_support, max_len=max_len, algorithm=algorithm)
+
+    min_count = math.ceil(min_support * 300)
+    expected = {
+        items: count
+        for items, count in brute_force_counts(basket_items, max_len or 6).items()
+        if count >= min_count
+    }
+    got = {
+        frozenset(items): count for items, count in zip(found["items"], found["support_count"], strict=True)
+    }
+    assert got == expected
+    assert found["length"].max() >= 2
+    np.testing.assert_allclose(found["support"], found["support_count"] / 300, rtol=0, atol=0)
+    assert all(items == sorted(items) for items in found["items"])
+    assert found["descriptions"].map(len).eq(found["length"]).all()
+    assert found["itemset_id"].tolist() == list(range(len(found)))
+    FrequentItemsets.validate(found, lazy=True)
+
+
+def test_itemsets_match_mlxtend_dense_path():
+    basket_items = random_baskets(250, 12, seed=3)
+    cleaned = make_cleaned(basket_items)
+    dense = (
+        cleaned.assign(present=True)
+        .pivot_table(index="invoice", columns="stock_code", values="present", aggfunc="any", fill_value=False)
+        .astype(bool)
+    )
+    reference = apriori(dense, min_support=0.04, use_colnames=True, max_len=3, low_memory=False)
+    found = baskets.frequent_itemsets(cleaned, min_support=0.04, max_len=3)
+    expected = dict(zip(reference["itemsets"], reference["support"], strict=True))
+    got = dict(zip(found["items"].map(frozenset), found["support"], strict=True))
+    assert got.keys() == expected.keys()
+    for itemset, support in expected.items():
+        assert got[itemset] == pytest.approx(support, rel=1e-12)
+
+
+def test_min_support_count_floor_and_bad_arguments():
+    cleaned = make_cleaned({"1": ["A", "B"], "2": ["A", "B"], "3": ["A"], "4": ["C"]})
+    loose = baskets.frequent_itemsets(cleaned, min_support=0.25)
+    assert {tuple(i) for i in loose["items"]} == {("A",), ("B",), ("C",), ("A", "B")}
+    floored = baskets.frequent_itemsets(cleaned, min_support=0.25, min_support_count=3)
+    assert floored["items"].tolist() == [["A"]]
+    singles = baskets.frequent_itemsets(cleaned, min_support=0.25, max_len=1)
+    assert singles["length"].eq(1).all() and len(singles) == 3
+    assert baskets.frequent_itemsets(cleaned, min_support=1.0).empty
+    with pytest.raises(ValueError, match="min_support"):
+        baskets.frequent_itemsets(cleaned, min_support=0)
+    with pytest.raises(ValueError, match="algorithm"):
+        baskets.frequent_itemsets(cleaned, algorithm="eclat")
+
+
+def test_rule_metrics_match_brute_force_counting():
+    basket_items = {
+        "1": ["A", "B", "C"], "2": ["A", "B"], "3": ["A", "B", "D"], "4": ["A", "C"], "5": ["B", "C"],
+        "6": ["A", "B", "C"], "7": ["D"], "8": ["A", "B", "C", "D"], "9": ["C", "D"], "10": ["B"],
+    }  # fmt: skip
+    cleaned = make_cleaned(basket_items)
+    itemsets = baskets.frequent_itemsets(cleaned, min_support=0.2)
+    rules = baskets.association_rules_table(itemsets, min_confidence=0.01, min_lift=0.0)
+    assert len(rules) > 0
+
+    counts = brute_force_counts(basket_items, 4)
+    n = len(basket_items)
+    for rule in rules.itertuples(index=False):
+        a, c = frozenset(rule.antecedents), frozenset(rule.consequents)
+        s_a, s_c, s_ac = counts[a] / n, counts[c] / n, counts[a | c] / n
+        confidence = s_ac / s_a
+        not_a_confidence = (s_c - s_ac) / (1 - s_a) if s_a < 1 else 0.0
+        zhang = (confidence - not_a_confidence) / max(confidence, not_a_confidence)
+        conviction = (1 - s_c) / (1 - confidence) if confidence < 1 else baskets.MAX_CONVICTION
+        expected = {
+            "antecedent_support": s_a, "consequent_support": s_c, "support": s_ac, "confidence": confidence,
+            "lift": confidence / s_c, "leverage": s_ac - s_a * s_c, "conviction": conviction,
+            "zhangs_metric": zhang,
+        }  # fmt: skip
+        for metric, value in expected.items():
+            assert getattr(rule, metric) == pytest.approx(value, rel=1e-12, abs=1e-15), (rule, metric)
+    # A -> B style rules with confidence 1 exist here ({D, A} -> B holds in all 2 baskets), capped not inf.
+    assert (rules["conviction"] == baskets.MAX_CONVICTION).any()
+    assert np.isfinite(rules["conviction"]).all()
+    AssociationRules.validate(rules, lazy=True)
+
+
+def test_rule_thresholds_and_n_baskets_inference():
+    cleaned = make_cleaned(random_baskets(200, 10, seed=11))
+    itemsets = baskets.frequent_itemsets(cleaned, min_support=0.03)
+    inferred = baskets.association_rules_table(itemsets, min_confidence=0.2, min_lift=1.1)
+    explicit = baskets.association_rules_table(itemsets, 200, min_confidence=0.2, min_lift=1.1)
+    pd.testing.assert_frame_equal(inferred, explicit)
+    assert (inferred["confidence"] >= 0.2).all() and (inferred["lift"] >= 1.1).all()
+    everything = baskets.association_rules_table(itemsets, min_confidence=0.0, min_lift=0.0)
+    kept = everything[(everything["confidence"] >= 0.2) & (everything["lift"] >= 1.1)]
+    assert len(kept) == len(inferred)
+    assert inferred["rule_id"].tolist() == list(range(len(inferred)))
+    assert inferred["lift"].is_monotonic_decreasing
+    assert baskets.association_rules_table(itemsets.iloc[:0]).empty
+
+
+def test_redundancy_marking():
+    # 12 baskets. conf(A -> C) = 6/8 and conf(A,B -> C) = 3/4: equal, so A,B -> C is redundant.
+    # conf(A,D -> C) = 2/2 beats both A -> C (6/8) and D -> C (2/4): not redundant.
+    basket_items = {
+        "1": ["A", "B", "C"], "2": ["A", "B", "C"], "3": ["A", "B", "C"], "4": ["A", "B"],
+        "5": ["A", "D", "C"], "6": ["A", "D", "C"], "7": ["A", "C"], "8": ["A"], "9": ["B", "C"], "10": ["B"],
+        "11": ["D"], "12": ["D"],
+    }  # fmt: skip
+    itemsets = baskets.frequent_itemsets(make_cleaned(basket_items), min_support=0.15)
+    rules = baskets.association_rules_table(itemsets, min_confidence=0.5, min_lift=0.0)
+    flags = {
+        (tuple(a), tuple(c)): bool(flag)
+        for a, c, flag in zip(rules["antecedents"], rules["consequents"], rules["is_redundant"], strict=True)
+    }
+    confidence = dict(
+        zip(
+            zip(rules["antecedents"].map(tuple), rules["consequents"].map(tuple), strict=True),
+            rules["confidence"],
+            strict=True,
+        )
+    )
+    assert confidence[(("A",), ("C",))] == confidence[(("A", "B"), ("C",))] == 0.75
+    assert flags[(("A", "B"), ("C",))]
+    assert confidence[(("A", "D"), ("C",))] == 1.0 and confidence[(("D",), ("C",))] == 0.5
+    assert not flags[(("A", "D"), ("C",))]
+    # Single-product antecedents have no more general form.
+    assert not any(flag for (antecedent, _), flag in flags.items() if len(antecedent) == 1)
+    # Brute force: redundant iff some strict non-empty subset of the antecedent is at least as confident.
+    for (antecedent, consequent), flag in flags.items():
+        general = [
+            confidence.get((subset, consequent), -1.0)
+            for size in range(1, len(antecedent))
+            for subset in combinations(antecedent, size)
+        ]
+        assert flag == any(c >= confidence[(antecedent, consequent)] for c in general)
+
+
+def test_rules_by_country_mine_each_country_separately():
+    uk = {f"U{k}": ["A", "B"] if k % 2 else ["A", "C"] for k in range(40)}
+    fr = {f"F{k}": ["A", "C"] if k % 4 else ["B", "D"] for k in range(20)}
+    de = {f"D{k}": ["A", "B"] for k in range(3)}
+    country = {**{k: "United Kingdom" for k in uk}, **{k: "France" for k in fr}, **{k: "Germany" for k in de}}
+    cleaned = make_cleaned(uk | fr | de, country=country)
+
+    assert baskets.select_countries(cleaned, top_n=None, min_invoices=1) == [
+        "United Kingdom",
+        "France",
+        "Germany",
+    ]
+    assert baskets.select_countries(cleaned, top_n=5, min_invoices=10) == ["United Kingdom", "France"]
+    itemsets = baskets.itemsets_by_country(cleaned, min_invoices=10, min_support=0.1, min_support_count=2)
+    assert itemsets["itemset_id"].is_unique
+    rules = baskets.rules_by_country(
+        cleaned, min_invoices=10, min_support=0.1, min_support_count=2, min_lift=0
+    )
+    assert set(rules["country"].dropna()) == {"United Kingdom", "France"}
+    assert rules["country"].isna().any() and rules["rule_id"].is_unique
+    assert rules["country"].isna().to_numpy()[: rules["country"].isna().sum()].all()  # all countries first
+
+    france = rules[rules["country"] == "France"]
+    a_to_c = france[
+        (france["antecedents"].map(tuple) == ("A",)) & (france["consequents"].map(tuple) == ("C",))
+    ]
+    assert a_to_c["support"].iloc[0] == pytest.approx(15 / 20) and a_to_c["confidence"].iloc[0] == 1.0
+    everywhere = rules[rules["country"].isna()]
+    a_to_c = everywhere[
+        (everywhere["antecedents"].map(tuple) == ("A",)) & (everywhere["consequents"].map(tuple) == ("C",))
+    ]
+    assert a_to_c["support"].iloc[0] == pytest.approx(35 / 63)
+    AssociationRules.validate(rules, lazy=True)
+    FrequentItemsets.validate(itemsets, lazy=True)
+    with pytest.raises(ValueError, match="single country"):
+        baskets.association_rules_table(itemsets, 63)
+
+
+def test_product_bundles_deduplicate_and_count():
+    basket_items = {f"{k}": ["A", "B"] for k in range(6)} | {f"{k}": ["C", "D", "E"] for k in range(6, 10)}
+    basket_items |= {"10": ["A"], "11": ["C", "E"], "12": ["E"], "13": ["B", "C"]}
+    cleaned = make_cleaned(basket_items)
+    itemsets = baskets.frequent_itemsets(cleaned, min_support=0.1)
+    rules = baskets.association_rules_table(itemsets, min_confidence=0.3, min_lift=0.0)
+    bundles = baskets.product_bundles(rules, cleaned, top_n=10)
+
+    item_sets = [frozenset(items) for items in bundles["items"]]
+    assert len(item_sets) == len(set(item_sets))  # A -> B and B -> A give one bundle
+    assert frozenset({"A", "B"}) in item_sets
+    non_redundant = rules[~rules["is_redundant"]]
+    expected_bundles = {
+        frozenset(a) | frozenset(c)
+        for a, c in zip(non_redundant["antecedents"], non_redundant["consequents"], strict=True)
+    }
+    assert set(item_sets) == expected_bundles
+    assert bundles["lift"].is_monotonic_decreasing
+
+    for bundle in bundles.itertuples(index=False):
+        lines = cleaned[cleaned["stock_code"].isin(bundle.items)]
+        holders = [inv for inv, items in basket_items.items() if set(bundle.items) <= set(items)]
+        assert bundle.invoices_with_all == len(holders)
+        assert bundle.bundle_revenue == pytest.approx(lines["revenue"].sum())
+        assert bundle.joint_revenue == pytest.approx(lines[lines["invoice"].isin(holders)]["revenue"].sum())
+        forming = [
+            frozenset(a) | frozenset(c) == frozenset(bundle.items)
+            for a, c in zip(non_redundant["antecedents"], non_redundant["consequents"], strict=True)
+        ]
+        best = non_redundant[forming]
+        assert bundle.lift == pytest.approx(best["lift"].max())
+    ProductBundles.validate(bundles, lazy=True)
+    assert len(baskets.product_bundles(rules, cleaned, top_n=1)) == 1
+    assert baskets.product_bundles(rules, cleaned, country="France").empty
+
+
+def test_inputs_are_not_mutated():
+    cleaned = make_cleaned(random_baskets(60, 8, seed=1))
+    before = cleaned.copy()
+    itemsets = baskets.frequent_itemsets(cleaned, min_support=0.05)
+    itemsets_before = itemsets.copy()
+    rules = baskets.association_rules_table(itemsets, min_confidence=0.1)
+    rules_before = rules.copy()
+    baskets.product_bundles(rules, cleaned)
+    pd.testing.assert_frame_equal(cleaned, before)
+    pd.testing.assert_frame_equal(itemsets, itemsets_before)
+    pd.testing.assert_frame_equal(rules, rules_before)
+
+
+def test_product_descriptions_pick_the_most_frequent():
+    cleaned = make_cleaned({"1": ["A", "B"], "2": ["A"], "3": ["A", "C"]})
+    cleaned.loc[0, "description"] = " OLD NAME "
+    cleaned.loc[cleaned["stock_code"] == "C", "description"] = None
+    names = baskets.product_descriptions(cleaned)
+    assert names.to_dict() == {"A": "PRODUCT A", "B": "PRODUCT B", "C": "C"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("support", 0.0), ("confidence", 1.5), ("lift", -1.0), ("antecedents", ["B", "A"]), ("consequents", [])],
+)
+def test_rules_schema_rejects_bad_values(column, value):
+    cleaned = make_cleaned(random_baskets(100, 8, seed=2))
+    rules = baskets.association_rules_table(
+        baskets.frequent_itemsets(cleaned, min_support=0.05), min_confidence=0.1
+    )
+    AssociationRules.validate(rules)
+    broken = rules.copy()
+    broken[column] = [value] * len(broken) if isinstance(value, list) else value
+    with pytest.raises(pa.errors.SchemaErrors):
+        AssociationRules.validate(broken, lazy=True)
+
+
+def test_rules_scatter_returns_a_figure():
+    cleaned = make_cleaned(random_baskets(100, 8, seed=2))
+    rules = baskets.association_rules_table(
+        baskets.frequent_itemsets(cleaned, min_support=0.05), min_confidence=0.1
+    )
+    figure = rules_scatter(rules, label_top=3)
+    assert isinstance(figure, Figure)
+    axes = figure.axes[0]
+    assert len(axes.collections[0].get_offsets()) == len(rules)
+    assert axes.get_xlabel().startswith("support")
+    assert isinstance(rules_scatter(rules.iloc[:0]), Figure)
+
+
+def test_real_sheet_apriori_and_fpgrowth_agree(real_cleaned):
+    by_apriori = baskets.frequent_itemsets(real_cleaned, min_support=0.02, algorithm="apriori")
+    by_fpgrowth = baskets.frequent_itemsets(real_cleaned, min_support=0.02, algorithm="fpgrowth")
+    pd.testing.assert_frame_equal(by_apriori, by_fpgrowth)
+    assert (by_apriori["length"] >= 2).sum() > 10
+    FrequentItemsets.validate(by_apriori, lazy=True)
+    rules = baskets.association_rules_table(by_apriori)
+    AssociationRules.validate(rules, lazy=True)
+    summary = baskets.basket_summary(real_cleaned)
+    assert summary["giant_baskets_excluded"] > 0
+    assert summary["baskets_mined"] == round((by_apriori["support_count"] / by_apriori["support"]).iloc[0])
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    ["length_mismatch", "duplicate_itemset", "unsorted_items", "zero_count", "unknown_column"],
+)
+def test_itemsets_schema_rejects_bad_tables(breakage):
+    itemsets = baskets.frequent_itemsets(make_cleaned(random_baskets(100, 8, seed=2)), min_support=0.05)
+    FrequentItemsets.validate(itemsets)
+    broken = itemsets.copy()
+    if breakage == "length_mismatch":
+        broken.loc[0, "length"] = 2
+    elif breakage == "duplicate_itemset":
+        broken = pd.concat([broken, broken.iloc[[0]].assign(itemset_id=len(broken))], ignore_index=True)
+    elif breakage == "unsorted_items":
+        items = broken["items"].tolist()
+        pair = int(np.flatnonzero(broken["length"].to_numpy() == 2)[0])
+        items[pair] = items[pair][::-1]
+        broken["items"] = items
+    elif breakage == "zero_count":
+        broken.loc[0, "support_count"] = 0
+    else:
+        broken["extra"] = 1
+    with pytest.raises(pa.errors.SchemaErrors):
+        FrequentItemsets.validate(broken, lazy=True)
