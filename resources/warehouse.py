@@ -43,6 +43,24 @@ def qualified_name(schema: str, table: str) -> str:
     return f"{quote_identifier(schema)}.{quote_identifier(table)}"
 
 
+def _literal(text: object) -> str:
+    """A SQL string literal (COMMENT ON takes no parameters)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _comment(connection, metadata: dict, name: str, frame: pd.DataFrame) -> None:
+    """Attach the asset's description and its columns' descriptions (from the Pandera model) as comments."""
+    description = metadata.get("table_comment")
+    if description:
+        connection.execute(f"COMMENT ON TABLE {name} IS {_literal(description)}")
+    schema = metadata.get("dagster/column_schema")
+    for column in getattr(schema, "columns", []):
+        if column.description and column.name in frame.columns:
+            connection.execute(
+                f"COMMENT ON COLUMN {name}.{quote_identifier(column.name)} IS {_literal(column.description)}"
+            )
+
+
 class AtomicPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     """Stores pandas DataFrames by replacing the whole table in one transaction.
 
@@ -58,10 +76,7 @@ class AtomicPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         try:
             connection.execute("BEGIN TRANSACTION")
             connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _dagster_output")
-            description = (context.definition_metadata or {}).get("table_comment")
-            if description:
-                escaped = str(description).replace("'", "''")
-                connection.execute(f"COMMENT ON TABLE {name} IS '{escaped}'")
+            _comment(connection, context.definition_metadata or {}, name, obj)
             connection.execute("COMMIT")
         except Exception:
             connection.execute("ROLLBACK")
