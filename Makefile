@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export RETAIL_SOURCE ?= synthetic
 export RETAIL_WAREHOUSE ?= $(CURDIR)/data/warehouse/retail.duckdb
 
-.PHONY: run test ui install bench lint clean
+.PHONY: run test ui ui-check install bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m assets.definitions -h 127.0.0.1 -p 3000
+
+ui-check: $(STAMP)
+	$(BIN)/python -m tests.ui.browser_check --url http://127.0.0.1:3000 --screenshot reports/ui_lineage.png
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
