@@ -47,12 +47,14 @@ def _disjoint(left: Iterable, right: Iterable) -> bool:
 class FrequentItemsets(pa.DataFrameModel):
     """One row per frequent itemset of one basket universe (all countries or one country)."""
 
-    itemset_id: Series[int] = pa.Field(ge=0, unique=True)
+    itemset_id: Series[int] = pa.Field(ge=0, unique=True, description="Itemset number.")
     items: Series[object] = pa.Field(description="Stock codes, sorted and distinct.")
     descriptions: Series[object] = pa.Field(description="One description per item, same order.")
-    length: Series[int] = pa.Field(ge=1)
-    support: Series[float] = pa.Field(gt=0, le=1)
-    support_count: Series[int] = pa.Field(ge=1)
+    length: Series[int] = pa.Field(ge=1, description="Number of items.")
+    support: Series[float] = pa.Field(
+        gt=0, le=1, description="Share of baskets (invoices) holding every item."
+    )
+    support_count: Series[int] = pa.Field(ge=1, description="Baskets holding every item.")
     country: Series[str] = pa.Field(nullable=True, description="Null for the all-countries itemsets.")
 
     class Config:
@@ -82,20 +84,40 @@ class FrequentItemsets(pa.DataFrameModel):
 class AssociationRules(pa.DataFrameModel):
     """One row per association rule ``antecedents -> consequents`` of one basket universe."""
 
-    rule_id: Series[int] = pa.Field(ge=0, unique=True)
-    antecedents: Series[object]
-    consequents: Series[object]
-    antecedent_descriptions: Series[object]
-    consequent_descriptions: Series[object]
-    antecedent_support: Series[float] = pa.Field(gt=0, le=1)
-    consequent_support: Series[float] = pa.Field(gt=0, le=1)
-    support: Series[float] = pa.Field(gt=0, le=1)
-    confidence: Series[float] = pa.Field(gt=0, le=1 + _TOLERANCE)
-    lift: Series[float] = pa.Field(gt=0)
-    leverage: Series[float] = pa.Field(ge=-0.25, le=0.25)
-    conviction: Series[float] = pa.Field(gt=0, le=MAX_CONVICTION)
-    zhangs_metric: Series[float] = pa.Field(ge=-1 - _TOLERANCE, le=1 + _TOLERANCE)
-    is_redundant: Series[bool]
+    rule_id: Series[int] = pa.Field(ge=0, unique=True, description="Rule number.")
+    antecedents: Series[object] = pa.Field(description="Stock codes of the 'if bought' side, sorted.")
+    consequents: Series[object] = pa.Field(description="Stock codes of the 'then bought' side, sorted.")
+    antecedent_descriptions: Series[object] = pa.Field(
+        description="Descriptions of the antecedents, same order."
+    )
+    consequent_descriptions: Series[object] = pa.Field(
+        description="Descriptions of the consequents, same order."
+    )
+    antecedent_support: Series[float] = pa.Field(
+        gt=0, le=1, description="Share of baskets holding the antecedents."
+    )
+    consequent_support: Series[float] = pa.Field(
+        gt=0, le=1, description="Share of baskets holding the consequents."
+    )
+    support: Series[float] = pa.Field(gt=0, le=1, description="Share of baskets holding both sides.")
+    confidence: Series[float] = pa.Field(
+        gt=0, le=1 + _TOLERANCE, description="support / antecedent_support: P(consequents | antecedents)."
+    )
+    lift: Series[float] = pa.Field(
+        gt=0, description="confidence / consequent_support; above 1 = bought together more than by chance."
+    )
+    leverage: Series[float] = pa.Field(
+        ge=-0.25, le=0.25, description="support - antecedent_support x consequent_support."
+    )
+    conviction: Series[float] = pa.Field(
+        gt=0, le=MAX_CONVICTION, description="(1 - consequent_support) / (1 - confidence), capped at 1e6."
+    )
+    zhangs_metric: Series[float] = pa.Field(
+        ge=-1 - _TOLERANCE, le=1 + _TOLERANCE, description="Zhang's association measure in [-1, 1]."
+    )
+    is_redundant: Series[bool] = pa.Field(
+        description="A rule with the same consequents and a smaller antecedent is at least as confident."
+    )
     country: Series[str] = pa.Field(nullable=True, description="Null for the all-countries rules.")
 
     class Config:
@@ -142,17 +164,23 @@ class AssociationRules(pa.DataFrameModel):
 class ProductBundles(pa.DataFrameModel):
     """One row per product bundle derived from the strongest non-redundant rules."""
 
-    bundle_id: Series[int] = pa.Field(ge=0, unique=True)
-    items: Series[object]
-    descriptions: Series[object]
-    size: Series[int] = pa.Field(ge=2)
-    support: Series[float] = pa.Field(gt=0, le=1)
-    confidence: Series[float] = pa.Field(gt=0, le=1 + _TOLERANCE)
-    lift: Series[float] = pa.Field(gt=0)
-    bundle_revenue: Series[float] = pa.Field(ge=0)
-    joint_revenue: Series[float] = pa.Field(ge=0)
-    invoices_with_all: Series[int] = pa.Field(ge=0)
-    country: Series[str] = pa.Field(nullable=True)
+    bundle_id: Series[int] = pa.Field(ge=0, unique=True, description="Bundle number, strongest first.")
+    items: Series[object] = pa.Field(description="Stock codes in the bundle, sorted.")
+    descriptions: Series[object] = pa.Field(description="Descriptions of the items, same order.")
+    size: Series[int] = pa.Field(ge=2, description="Number of products.")
+    support: Series[float] = pa.Field(gt=0, le=1, description="Support of the rule the bundle comes from.")
+    confidence: Series[float] = pa.Field(gt=0, le=1 + _TOLERANCE, description="Confidence of that rule.")
+    lift: Series[float] = pa.Field(gt=0, description="Lift of that rule.")
+    bundle_revenue: Series[float] = pa.Field(
+        ge=0, description="Revenue of the bundle's products over all invoices, GBP."
+    )
+    joint_revenue: Series[float] = pa.Field(
+        ge=0, description="Their revenue on invoices holding the whole bundle, GBP."
+    )
+    invoices_with_all: Series[int] = pa.Field(
+        ge=0, description="Invoices holding every product of the bundle."
+    )
+    country: Series[str] = pa.Field(nullable=True, description="Null for the all-countries bundles.")
 
     class Config:
         """Reject unknown columns and coerce dtypes."""
@@ -185,8 +213,10 @@ class ProductBundles(pa.DataFrameModel):
 class _UndirectedEdges(pa.DataFrameModel):
     """Shared invariants of undirected edge lists: each pair once, written ``source < target``."""
 
-    weight: Series[int] = pa.Field(ge=1)
-    jaccard: Series[float] = pa.Field(gt=0, le=1)
+    weight: Series[int] = pa.Field(ge=1, description="Edge weight.")
+    jaccard: Series[float] = pa.Field(
+        gt=0, le=1, description="weight / invoices (or products) of either end."
+    )
 
     class Config:
         """Reject unknown columns and coerce dtypes."""
@@ -206,35 +236,47 @@ class _UndirectedEdges(pa.DataFrameModel):
 class ProductNetworkEdges(_UndirectedEdges):
     """One row per pair of products bought together in enough invoices."""
 
-    source: Series[str]
-    target: Series[str]
+    source: Series[str] = pa.Field(description="Stock code of one product (source < target).")
+    target: Series[str] = pa.Field(description="Stock code of the other product.")
     weight: Series[int] = pa.Field(ge=1, description="Invoices holding both products.")
     lift: Series[float] = pa.Field(
         gt=0, description="Shared invoices over those expected under independence."
     )
-    jaccard: Series[float] = pa.Field(gt=0, le=1)
+    jaccard: Series[float] = pa.Field(
+        gt=0, le=1, description="Shared invoices / invoices holding either product."
+    )
 
 
 class CustomerNetworkEdges(_UndirectedEdges):
     """One row per pair of customers linked by enough products bought by both."""
 
-    source: Series[int]
-    target: Series[int]
+    source: Series[int] = pa.Field(description="One customer (source < target).")
+    target: Series[int] = pa.Field(description="The other customer.")
     weight: Series[int] = pa.Field(ge=1, description="Distinct products bought by both customers.")
-    jaccard: Series[float] = pa.Field(gt=0, le=1)
+    jaccard: Series[float] = pa.Field(
+        gt=0, le=1, description="Shared products / products bought by either customer."
+    )
 
 
 class NodeCentrality(pa.DataFrameModel):
     """One row per node of a network with its centralities (see ``network.centrality``)."""
 
-    node: Series[object] = pa.Field(unique=True)
-    component: Series[int] = pa.Field(ge=0)
-    degree: Series[int] = pa.Field(ge=1)
-    weighted_degree: Series[float] = pa.Field(gt=0)
-    degree_centrality: Series[float] = pa.Field(gt=0, le=1)
-    betweenness_centrality: Series[float] = pa.Field(ge=0, le=1 + _TOLERANCE)
-    eigenvector_centrality: Series[float] = pa.Field(ge=-_TOLERANCE, le=1 + _TOLERANCE, nullable=True)
-    community: Series[pd.Int64Dtype] = pa.Field(ge=0, nullable=True)
+    node: Series[object] = pa.Field(unique=True, description="Node id.")
+    component: Series[int] = pa.Field(ge=0, description="Connected component, 0 = largest.")
+    degree: Series[int] = pa.Field(ge=1, description="Number of neighbours.")
+    weighted_degree: Series[float] = pa.Field(gt=0, description="Sum of incident edge weights.")
+    degree_centrality: Series[float] = pa.Field(gt=0, le=1, description="degree / (nodes - 1), unweighted.")
+    betweenness_centrality: Series[float] = pa.Field(
+        ge=0, le=1 + _TOLERANCE,
+        description="Share of shortest paths through the node (distance = 1 / weight), normalised.",
+    )
+    eigenvector_centrality: Series[float] = pa.Field(
+        ge=-_TOLERANCE, le=1 + _TOLERANCE, nullable=True,
+        description="Weighted eigenvector centrality on the largest component; null elsewhere.",
+    )
+    community: Series[pd.Int64Dtype] = pa.Field(
+        ge=0, nullable=True, description="Louvain community (seeded), numbered by size."
+    )
 
     class Config:
         """Reject unknown columns and coerce dtypes."""
@@ -251,10 +293,10 @@ class NodeCentrality(pa.DataFrameModel):
 class ProductCentrality(NodeCentrality):
     """Centralities of the product network; nodes are stock codes."""
 
-    node: Series[str] = pa.Field(unique=True)
+    node: Series[str] = pa.Field(unique=True, description="Stock code.")
 
 
 class CustomerCentrality(NodeCentrality):
     """Centralities of the customer network; nodes are customer ids."""
 
-    node: Series[int] = pa.Field(unique=True)
+    node: Series[int] = pa.Field(unique=True, description="Customer number.")

@@ -29,17 +29,29 @@ def _close(left: pd.Series, right: pd.Series, *, rel: float = 1e-9) -> pd.Series
 class MonthlySales(pa.DataFrameModel):
     """One row per calendar month with sales: revenue, customers and returns."""
 
-    month: Series[pd.Timestamp] = pa.Field(unique=True)
-    revenue: Series[float] = pa.Field(ge=0)
-    invoices: Series[int] = pa.Field(ge=1)
-    lines: Series[int] = pa.Field(ge=1)
-    customers: Series[int] = pa.Field(ge=0)
-    new_customers: Series[int] = pa.Field(ge=0)
-    returning_customers: Series[int] = pa.Field(ge=0)
-    avg_basket_value: Series[float] = pa.Field(ge=0)
-    cancelled_lines: Series[int] = pa.Field(ge=0)
-    cancellation_rate: Series[float] = pa.Field(ge=0, lt=1)
-    returns_value: Series[float] = pa.Field(ge=0)
+    month: Series[pd.Timestamp] = pa.Field(unique=True, description="First day of the calendar month.")
+    revenue: Series[float] = pa.Field(
+        ge=0, description="Revenue of the month's sales lines, GBP (guests included)."
+    )
+    invoices: Series[int] = pa.Field(ge=1, description="Distinct sales invoices in the month.")
+    lines: Series[int] = pa.Field(ge=1, description="Sales lines in the month.")
+    customers: Series[int] = pa.Field(
+        ge=0, description="Distinct registered customers who bought in the month."
+    )
+    new_customers: Series[int] = pa.Field(
+        ge=0, description="Customers whose first purchase in the data falls in the month."
+    )
+    returning_customers: Series[int] = pa.Field(ge=0, description="customers - new_customers.")
+    avg_basket_value: Series[float] = pa.Field(ge=0, description="revenue / invoices, GBP.")
+    cancelled_lines: Series[int] = pa.Field(
+        ge=0, description="Product cancellation lines (returns) dated in the month."
+    )
+    cancellation_rate: Series[float] = pa.Field(
+        ge=0, lt=1, description="cancelled_lines / (cancelled_lines + lines)."
+    )
+    returns_value: Series[float] = pa.Field(
+        ge=0, description="Value of the month's product cancellations, GBP."
+    )
 
     @pa.check("month")
     @classmethod
@@ -75,13 +87,15 @@ class MonthlySales(pa.DataFrameModel):
 class CountrySales(pa.DataFrameModel):
     """One row per country, ranked by revenue."""
 
-    country: Series[str] = pa.Field(unique=True)
-    revenue: Series[float] = pa.Field(ge=0)
-    customers: Series[int] = pa.Field(ge=0)
-    invoices: Series[int] = pa.Field(ge=1)
-    lines: Series[int] = pa.Field(ge=1)
-    revenue_share: Series[float] = pa.Field(ge=0, le=1)
-    revenue_rank: Series[int] = pa.Field(ge=1, unique=True)
+    country: Series[str] = pa.Field(unique=True, description="Customer's country.")
+    revenue: Series[float] = pa.Field(ge=0, description="Revenue of the country's sales lines, GBP.")
+    customers: Series[int] = pa.Field(ge=0, description="Distinct registered customers in the country.")
+    invoices: Series[int] = pa.Field(ge=1, description="Distinct sales invoices.")
+    lines: Series[int] = pa.Field(ge=1, description="Sales lines.")
+    revenue_share: Series[float] = pa.Field(ge=0, le=1, description="Share of total revenue.")
+    revenue_rank: Series[int] = pa.Field(
+        ge=1, unique=True, description="1 = largest revenue (ties by country name)."
+    )
 
     @pa.dataframe_check
     @classmethod
@@ -109,15 +123,24 @@ class CountrySales(pa.DataFrameModel):
 class TopProducts(pa.DataFrameModel):
     """One row per sold stock code, ranked by revenue, with returns."""
 
-    stock_code: Series[str] = pa.Field(unique=True)
-    description: Series[str] = pa.Field(nullable=True)
-    revenue: Series[float] = pa.Field(ge=0)
-    quantity: Series[int] = pa.Field(ge=1)
-    invoices: Series[int] = pa.Field(ge=1)
-    customers: Series[int] = pa.Field(ge=0)
-    returned_quantity: Series[int] = pa.Field(ge=0)
-    return_rate: Series[float] = pa.Field(ge=0)
-    revenue_rank: Series[int] = pa.Field(ge=1, unique=True)
+    stock_code: Series[str] = pa.Field(unique=True, description="Product code.")
+    description: Series[str] = pa.Field(
+        nullable=True, description="Most frequent description of the product on sales lines."
+    )
+    revenue: Series[float] = pa.Field(ge=0, description="Revenue of the product over all sales lines, GBP.")
+    quantity: Series[int] = pa.Field(ge=1, description="Units sold.")
+    invoices: Series[int] = pa.Field(ge=1, description="Distinct invoices holding the product.")
+    customers: Series[int] = pa.Field(ge=0, description="Distinct registered customers who bought it.")
+    returned_quantity: Series[int] = pa.Field(
+        ge=0, description="Units on the product's cancellation lines (returns)."
+    )
+    return_rate: Series[float] = pa.Field(
+        ge=0,
+        description="returned_quantity / quantity (can exceed 1 for goods bought before the data starts).",
+    )
+    revenue_rank: Series[int] = pa.Field(
+        ge=1, unique=True, description="1 = largest revenue (ties by stock code)."
+    )
 
     @pa.dataframe_check
     @classmethod
@@ -145,11 +168,17 @@ class TopProducts(pa.DataFrameModel):
 class CohortRetention(pa.DataFrameModel):
     """One row per acquisition cohort and month since acquisition."""
 
-    cohort_month: Series[pd.Timestamp]
-    months_since_first: Series[int] = pa.Field(ge=0)
-    active_customers: Series[int] = pa.Field(ge=0)
-    cohort_size: Series[int] = pa.Field(ge=1)
-    retention_rate: Series[float] = pa.Field(ge=0, le=1)
+    cohort_month: Series[pd.Timestamp] = pa.Field(
+        description="Month of the cohort's first purchase in the data."
+    )
+    months_since_first: Series[int] = pa.Field(
+        ge=0, description="Months since the cohort month; 0 = acquisition month."
+    )
+    active_customers: Series[int] = pa.Field(
+        ge=0, description="Cohort customers with at least one invoice in that month."
+    )
+    cohort_size: Series[int] = pa.Field(ge=1, description="Customers in the cohort.")
+    retention_rate: Series[float] = pa.Field(ge=0, le=1, description="active_customers / cohort_size.")
 
     @pa.dataframe_check
     @classmethod
@@ -176,21 +205,42 @@ class CohortRetention(pa.DataFrameModel):
 class CustomerRfm(pa.DataFrameModel):
     """One row per registered customer: RFM metrics, quintile scores and rule-based segment."""
 
-    customer_id: Series[int] = pa.Field(unique=True)
-    recency_days: Series[int] = pa.Field(ge=0)
-    frequency: Series[int] = pa.Field(ge=1)
-    monetary: Series[float] = pa.Field(ge=0)
-    r_score: Series[int] = pa.Field(in_range={"min_value": 1, "max_value": 5})
-    f_score: Series[int] = pa.Field(in_range={"min_value": 1, "max_value": 5})
-    m_score: Series[int] = pa.Field(in_range={"min_value": 1, "max_value": 5})
-    fm_score: Series[int] = pa.Field(in_range={"min_value": 1, "max_value": 5})
-    rfm_score: Series[str] = pa.Field(str_matches=r"^[1-5]{3}$")
-    segment: Series[str] = pa.Field(isin=SEGMENTS)
-    first_purchase_date: Series[pd.Timestamp]
-    last_purchase_date: Series[pd.Timestamp]
-    tenure_days: Series[int] = pa.Field(ge=0)
-    avg_basket_value: Series[float] = pa.Field(ge=0)
-    returns_value: Series[float] = pa.Field(ge=0, nullable=True)
+    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
+    recency_days: Series[int] = pa.Field(
+        ge=0, description="Days from the last purchase date to the reference date (day after the last sale)."
+    )
+    frequency: Series[int] = pa.Field(ge=1, description="Distinct invoices.")
+    monetary: Series[float] = pa.Field(
+        ge=0, description="Sum of the customer's line revenue, GBP (rounded to pence)."
+    )
+    r_score: Series[int] = pa.Field(
+        in_range={"min_value": 1, "max_value": 5}, description="Recency quintile score, 5 = most recent."
+    )
+    f_score: Series[int] = pa.Field(
+        in_range={"min_value": 1, "max_value": 5}, description="Frequency quintile score, 5 = most invoices."
+    )
+    m_score: Series[int] = pa.Field(
+        in_range={"min_value": 1, "max_value": 5}, description="Monetary quintile score, 5 = highest spend."
+    )
+    fm_score: Series[int] = pa.Field(
+        in_range={"min_value": 1, "max_value": 5},
+        description="Mean of f_score and m_score rounded half up; the value axis of the segment grid.",
+    )
+    rfm_score: Series[str] = pa.Field(
+        str_matches=r"^[1-5]{3}$", description="The three scores as a label, e.g. '545'."
+    )
+    segment: Series[str] = pa.Field(
+        isin=SEGMENTS, description="Named RFM segment from the R x FM grid (Champions ... Lost)."
+    )
+    first_purchase_date: Series[pd.Timestamp] = pa.Field(description="Date of the first purchase.")
+    last_purchase_date: Series[pd.Timestamp] = pa.Field(description="Date of the last purchase.")
+    tenure_days: Series[int] = pa.Field(
+        ge=0, description="Days from the first purchase date to the reference date."
+    )
+    avg_basket_value: Series[float] = pa.Field(ge=0, description="monetary / frequency, GBP.")
+    returns_value: Series[float] = pa.Field(
+        ge=0, nullable=True, description="Value of the customer's product cancellations (returns), GBP."
+    )
 
     @pa.dataframe_check
     @classmethod
@@ -234,15 +284,23 @@ class CustomerRfm(pa.DataFrameModel):
 class SegmentSummary(pa.DataFrameModel):
     """One row per RFM segment (all eleven), with size, value and a marketing action."""
 
-    segment: Series[str] = pa.Field(isin=SEGMENTS, unique=True)
-    customers: Series[int] = pa.Field(ge=0)
-    customer_share: Series[float] = pa.Field(ge=0, le=1)
-    revenue: Series[float] = pa.Field(ge=0)
-    revenue_share: Series[float] = pa.Field(ge=0, le=1)
-    avg_recency_days: Series[float] = pa.Field(ge=0, nullable=True)
-    avg_frequency: Series[float] = pa.Field(ge=1, nullable=True)
-    avg_monetary: Series[float] = pa.Field(ge=0, nullable=True)
-    marketing_action: Series[str] = pa.Field(str_length={"min_value": 10})
+    segment: Series[str] = pa.Field(isin=SEGMENTS, unique=True, description="Named RFM segment.")
+    customers: Series[int] = pa.Field(ge=0, description="Customers in the segment.")
+    customer_share: Series[float] = pa.Field(ge=0, le=1, description="Share of all customers.")
+    revenue: Series[float] = pa.Field(ge=0, description="Sum of the segment's monetary values, GBP.")
+    revenue_share: Series[float] = pa.Field(ge=0, le=1, description="Share of all customers' revenue.")
+    avg_recency_days: Series[float] = pa.Field(
+        ge=0, nullable=True, description="Mean recency in days; null for an empty segment."
+    )
+    avg_frequency: Series[float] = pa.Field(
+        ge=1, nullable=True, description="Mean number of invoices; null for an empty segment."
+    )
+    avg_monetary: Series[float] = pa.Field(
+        ge=0, nullable=True, description="Mean spend, GBP; null for an empty segment."
+    )
+    marketing_action: Series[str] = pa.Field(
+        str_length={"min_value": 10}, description="Recommended marketing action for the segment."
+    )
 
     @pa.dataframe_check
     @classmethod
@@ -276,15 +334,29 @@ class SegmentSummary(pa.DataFrameModel):
 class ModelSelection(pa.DataFrameModel):
     """One row per fitted clustering model (k-means or a Gaussian-mixture covariance type) and k."""
 
-    model: Series[str] = pa.Field(isin=_MODELS)
-    k: Series[int] = pa.Field(ge=2)
-    covariance_type: Series[str] = pa.Field(isin=_COVARIANCE_TYPES, nullable=True)
-    inertia: Series[float] = pa.Field(ge=0, nullable=True)
-    silhouette: Series[float] = pa.Field(ge=-1, le=1, nullable=True)
-    davies_bouldin: Series[float] = pa.Field(ge=0, nullable=True)
-    calinski_harabasz: Series[float] = pa.Field(ge=0, nullable=True)
-    bic: Series[float] = pa.Field(nullable=True)
-    aic: Series[float] = pa.Field(nullable=True)
+    model: Series[str] = pa.Field(isin=_MODELS, description="'kmeans' or 'gmm' (Gaussian mixture).")
+    k: Series[int] = pa.Field(ge=2, description="Number of clusters or mixture components.")
+    covariance_type: Series[str] = pa.Field(
+        isin=_COVARIANCE_TYPES, nullable=True, description="Mixture covariance type; null for k-means."
+    )
+    inertia: Series[float] = pa.Field(
+        ge=0, nullable=True, description="k-means within-cluster sum of squares; null for mixtures."
+    )
+    silhouette: Series[float] = pa.Field(
+        ge=-1, le=1, nullable=True, description="Mean silhouette on a seeded sample (higher is better)."
+    )
+    davies_bouldin: Series[float] = pa.Field(
+        ge=0, nullable=True, description="Davies-Bouldin index (lower is better)."
+    )
+    calinski_harabasz: Series[float] = pa.Field(
+        ge=0, nullable=True, description="Calinski-Harabasz index (higher is better)."
+    )
+    bic: Series[float] = pa.Field(
+        nullable=True, description="Mixture BIC (lower is better); null for k-means."
+    )
+    aic: Series[float] = pa.Field(
+        nullable=True, description="Mixture AIC (lower is better); null for k-means."
+    )
 
     @pa.dataframe_check
     @classmethod
@@ -310,10 +382,16 @@ class ModelSelection(pa.DataFrameModel):
 class CustomerClusters(pa.DataFrameModel):
     """One row per customer: k-means and Gaussian-mixture cluster with the mixture's confidence."""
 
-    customer_id: Series[int] = pa.Field(unique=True)
-    kmeans_cluster: Series[int] = pa.Field(ge=0)
-    gmm_cluster: Series[int] = pa.Field(ge=0)
-    gmm_probability: Series[float] = pa.Field(ge=0, le=1)
+    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
+    kmeans_cluster: Series[int] = pa.Field(
+        ge=0, description="k-means cluster; 0 = highest mean monetary value."
+    )
+    gmm_cluster: Series[int] = pa.Field(
+        ge=0, description="Gaussian-mixture component; 0 = highest mean monetary value."
+    )
+    gmm_probability: Series[float] = pa.Field(
+        ge=0, le=1, description="Posterior probability of the assigned mixture component."
+    )
 
     class Config:
         """Strict columns, coerced types."""
@@ -325,14 +403,22 @@ class CustomerClusters(pa.DataFrameModel):
 class ClusterProfiles(pa.DataFrameModel):
     """One row per model and cluster: size, mean RFM, revenue share and a readable name."""
 
-    model: Series[str] = pa.Field(isin=_MODELS)
-    cluster: Series[int] = pa.Field(ge=0)
-    customers: Series[int] = pa.Field(ge=0)
-    mean_recency_days: Series[float] = pa.Field(ge=0, nullable=True)
-    mean_frequency: Series[float] = pa.Field(ge=1, nullable=True)
-    mean_monetary: Series[float] = pa.Field(ge=0, nullable=True)
-    revenue_share: Series[float] = pa.Field(ge=0, le=1)
-    name: Series[str] = pa.Field(str_length={"min_value": 1})
+    model: Series[str] = pa.Field(isin=_MODELS, description="'kmeans' or 'gmm'.")
+    cluster: Series[int] = pa.Field(ge=0, description="Cluster number; 0 = highest mean monetary value.")
+    customers: Series[int] = pa.Field(ge=0, description="Customers in the cluster.")
+    mean_recency_days: Series[float] = pa.Field(
+        ge=0, nullable=True, description="Mean recency of its customers, days."
+    )
+    mean_frequency: Series[float] = pa.Field(
+        ge=1, nullable=True, description="Mean number of invoices of its customers."
+    )
+    mean_monetary: Series[float] = pa.Field(
+        ge=0, nullable=True, description="Mean spend of its customers, GBP."
+    )
+    revenue_share: Series[float] = pa.Field(ge=0, le=1, description="Share of the model's total revenue.")
+    name: Series[str] = pa.Field(
+        str_length={"min_value": 1}, description="Readable name derived from the profile."
+    )
 
     @pa.dataframe_check
     @classmethod
@@ -360,10 +446,10 @@ class ClusterProfiles(pa.DataFrameModel):
 class SegmentClusterCrosstab(pa.DataFrameModel):
     """Customers per RFM segment and cluster, per model (long form)."""
 
-    segment: Series[str] = pa.Field(isin=SEGMENTS)
-    model: Series[str] = pa.Field(isin=_MODELS)
-    cluster: Series[int] = pa.Field(ge=0)
-    customers: Series[int] = pa.Field(ge=0)
+    segment: Series[str] = pa.Field(isin=SEGMENTS, description="Named RFM segment.")
+    model: Series[str] = pa.Field(isin=_MODELS, description="'kmeans' or 'gmm'.")
+    cluster: Series[int] = pa.Field(ge=0, description="Cluster number within the model.")
+    customers: Series[int] = pa.Field(ge=0, description="Customers in both the segment and the cluster.")
 
     @pa.dataframe_check
     @classmethod
@@ -383,24 +469,38 @@ class SegmentClusterCrosstab(pa.DataFrameModel):
 class CustomerFeatures(pa.DataFrameModel):
     """Point-in-time features of one customer (see ``prediction.build_features``)."""
 
-    customer_id: Series[int] = pa.Field(unique=True)
-    recency_days: Series[int] = pa.Field(ge=0)
-    frequency: Series[int] = pa.Field(ge=1)
-    monetary: Series[float] = pa.Field(ge=0)
-    tenure_days: Series[int] = pa.Field(ge=0)
-    days_since_first_purchase: Series[int] = pa.Field(ge=0)
-    purchase_days: Series[int] = pa.Field(ge=1)
-    mean_gap_days: Series[float] = pa.Field(ge=1, nullable=True)
-    std_gap_days: Series[float] = pa.Field(ge=0, nullable=True)
-    avg_basket_value: Series[float] = pa.Field(ge=0)
-    avg_lines_per_invoice: Series[float] = pa.Field(ge=1)
-    distinct_products: Series[int] = pa.Field(ge=1)
-    return_rate: Series[float] = pa.Field(ge=0)
-    spend_last_90d: Series[float] = pa.Field(ge=0)
-    invoices_last_90d: Series[int] = pa.Field(ge=0)
-    spend_last_90d_share: Series[float] = pa.Field(ge=0, le=1 + _TOL)
-    q4_spend_share: Series[float] = pa.Field(ge=0, le=1 + _TOL)
-    is_uk: Series[bool]
+    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
+    recency_days: Series[int] = pa.Field(ge=0, description="Days from the last purchase to the cutoff.")
+    frequency: Series[int] = pa.Field(ge=1, description="Distinct invoices before the cutoff.")
+    monetary: Series[float] = pa.Field(ge=0, description="Spend before the cutoff, GBP.")
+    tenure_days: Series[int] = pa.Field(ge=0, description="Days from the first to the last purchase.")
+    days_since_first_purchase: Series[int] = pa.Field(
+        ge=0, description="Days from the first purchase to the cutoff."
+    )
+    purchase_days: Series[int] = pa.Field(ge=1, description="Distinct dates with a purchase.")
+    mean_gap_days: Series[float] = pa.Field(
+        ge=1, nullable=True, description="Mean days between purchase days; null for single-day buyers."
+    )
+    std_gap_days: Series[float] = pa.Field(
+        ge=0, nullable=True, description="Standard deviation of those gaps; null for single-day buyers."
+    )
+    avg_basket_value: Series[float] = pa.Field(ge=0, description="monetary / frequency, GBP.")
+    avg_lines_per_invoice: Series[float] = pa.Field(ge=1, description="Mean lines per invoice.")
+    distinct_products: Series[int] = pa.Field(ge=1, description="Distinct products bought.")
+    return_rate: Series[float] = pa.Field(
+        ge=0, description="Value of product returns before the cutoff over monetary."
+    )
+    spend_last_90d: Series[float] = pa.Field(ge=0, description="Spend in the 90 days before the cutoff, GBP.")
+    invoices_last_90d: Series[int] = pa.Field(ge=0, description="Invoices in the 90 days before the cutoff.")
+    spend_last_90d_share: Series[float] = pa.Field(
+        ge=0, le=1 + _TOL, description="spend_last_90d / monetary."
+    )
+    q4_spend_share: Series[float] = pa.Field(
+        ge=0, le=1 + _TOL, description="Share of spend in October-December."
+    )
+    is_uk: Series[bool] = pa.Field(
+        description="Whether most of the customer's lines ship to the United Kingdom."
+    )
 
     @pa.dataframe_check
     @classmethod
@@ -427,9 +527,9 @@ class CustomerFeatures(pa.DataFrameModel):
 class PurchaseLabels(pa.DataFrameModel):
     """Whether and how much each known customer bought in a label window."""
 
-    customer_id: Series[int] = pa.Field(unique=True)
-    bought: Series[bool]
-    revenue: Series[float] = pa.Field(ge=0)
+    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
+    bought: Series[bool] = pa.Field(description="Whether the customer bought in the label window.")
+    revenue: Series[float] = pa.Field(ge=0, description="Revenue in the label window, GBP.")
 
     @pa.dataframe_check
     @classmethod
@@ -447,10 +547,17 @@ class PurchaseLabels(pa.DataFrameModel):
 class CustomerPredictions(pa.DataFrameModel):
     """One row per customer with history: next-window purchase probability and revenue."""
 
-    customer_id: Series[int] = pa.Field(unique=True)
-    purchase_probability_90d: Series[float] = pa.Field(ge=0, le=1)
-    predicted_revenue_90d: Series[float] = pa.Field(ge=0)
-    expected_value: Series[float] = pa.Field(ge=0)
+    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
+    purchase_probability_90d: Series[float] = pa.Field(
+        ge=0, le=1,
+        description="Probability of at least one purchase in the 90 days after the reference date.",
+    )
+    predicted_revenue_90d: Series[float] = pa.Field(
+        ge=0, description="Predicted revenue in those 90 days, GBP (P(buy) x E[revenue | buy])."
+    )
+    expected_value: Series[float] = pa.Field(
+        ge=0, description="12-month CLV-style heuristic, GBP: predicted_revenue_90d x (1 + p + p^2 + p^3)."
+    )
 
     @pa.dataframe_check
     @classmethod
@@ -469,14 +576,22 @@ class CustomerPredictions(pa.DataFrameModel):
 class PredictionEvaluation(pa.DataFrameModel):
     """Test-window metrics of the prediction model and its baselines (long form)."""
 
-    target: Series[str] = pa.Field(isin=("purchase", "revenue"))
-    model: Series[str] = pa.Field(isin=("model", "baseline_recency", "baseline_last_90d"))
-    metric: Series[str] = pa.Field(
-        str_matches=r"^(roc_auc|brier|mae|rmse|calibration_bin_\d+_(predicted|observed))$"
+    target: Series[str] = pa.Field(
+        isin=("purchase", "revenue"), description="'purchase' (classification) or 'revenue' (regression)."
     )
-    value: Series[float]
-    n_customers: Series[int] = pa.Field(ge=1)
-    cutoff_date: Series[pd.Timestamp]
+    model: Series[str] = pa.Field(
+        isin=("model", "baseline_recency", "baseline_last_90d"),
+        description="'model' or a baseline ('baseline_recency', 'baseline_last_90d').",
+    )
+    metric: Series[str] = pa.Field(
+        str_matches=r"^(roc_auc|brier|mae|rmse|calibration_bin_\d+_(predicted|observed))$",
+        description="roc_auc, brier, mae, rmse or calibration_bin_<k>_predicted/observed.",
+    )
+    value: Series[float] = pa.Field(description="Metric value on the test window.")
+    n_customers: Series[int] = pa.Field(
+        ge=1, description="Test customers (or customers in the calibration bin)."
+    )
+    cutoff_date: Series[pd.Timestamp] = pa.Field(description="Start of the test window.")
 
     @pa.dataframe_check
     @classmethod
