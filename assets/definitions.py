@@ -6,12 +6,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import baskets, customers, eda, ingest, network, recommendations, staging
+from assets import baskets, customers, eda, ingest, marts, network, publish, recommendations, report, staging
 from resources import InvoiceSource, Warehouse, WarehouseIOManager
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WAREHOUSE = str(PROJECT_ROOT / "data" / "warehouse" / "retail.duckdb")
-ASSET_MODULES = [ingest, staging, eda, customers, baskets, network, recommendations]
+ASSET_MODULES = [ingest, staging, eda, customers, baskets, network, recommendations, marts, report, publish]
 
 
 def _setting(name: str, default: str) -> str | dg.EnvVar:

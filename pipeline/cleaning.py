@@ -91,7 +91,7 @@ def _blank(values: pd.Series) -> pd.Series:
 def clean(
     raw: pd.DataFrame,
     *,
-    min_date: pd.Timestamp = pd.Timestamp("2000-01-01"),
+    min_date: pd.Timestamp = pd.Timestamp("2009-01-01"),
     max_date: pd.Timestamp | None = None,
 ) -> CleaningResult:
     """Apply the cleaning rules to raw invoice lines.
@@ -103,7 +103,8 @@ def clean(
 
     Args:
         raw: Raw lines with ``RAW_COLUMNS`` (see ``schemas.RawInvoices``).
-        min_date: Earliest plausible invoice date.
+        min_date: Earliest plausible invoice date (the shop's records start in December 2009; anything dated
+            before 2009 is a typing or conversion error).
         max_date: Latest plausible invoice date; ``None`` means the day after the run date, so only
             invoices dated in the future are rejected.
 

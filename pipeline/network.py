@@ -350,7 +350,13 @@ def _igraph_eigenvector(graph: ig.Graph, members: np.ndarray) -> np.ndarray:
         return _tiny_component(len(members))
     sub = graph.induced_subgraph(members.tolist(), implementation="create_from_scratch")
     # induced_subgraph keeps the vertex order of ``members`` (sorted), so positions line up.
-    return _unit_positive(sub.eigenvector_centrality(weights="weight"))
+    # ARPACK starts from a random vector drawn from igraph's process-wide generator; seeding it makes the
+    # scores bit-for-bit reproducible between runs (they otherwise differ around 1e-16).
+    ig.set_random_number_generator(random.Random(0))
+    try:
+        return _unit_positive(sub.eigenvector_centrality(weights="weight"))
+    finally:
+        ig.set_random_number_generator(random)
 
 
 def _networkx_eigenvector(graph: nx.Graph, members: np.ndarray) -> np.ndarray:

@@ -45,6 +45,10 @@ class InvoiceSource(dg.ConfigurableResource):
     synthetic_lines: int = Field(default=100_000, description="Lines the synthetic generator produces.")
     synthetic_seed: int = Field(default=42, description="Seed of the synthetic generator.")
     cache_dir: str = Field(default=str(DEFAULT_CACHE), description="Where the UCI download is cached.")
+    uci_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 the UCI zip must have; a download that differs is refused and not cached.",
+    )
 
     def parts(self) -> list[SourcePart]:
         """List the parts of the source with their fingerprints (reads files to hash them, parses nothing).
@@ -54,6 +58,8 @@ class InvoiceSource(dg.ConfigurableResource):
 
         Raises:
             FileNotFoundError: When a path source does not exist.
+            readers.SourceFormatError: When a path source is neither a regular file nor a folder (a device,
+                FIFO or socket, which could block the run or stream without end).
         """
         if self.location == "synthetic":
             from pipeline import synthetic
@@ -64,12 +70,24 @@ class InvoiceSource(dg.ConfigurableResource):
         if self.location == "uci":
             from pipeline import download
 
-            path = download.download_uci(Path(self.cache_dir).expanduser())
+            path = download.download_uci(
+                Path(self.cache_dir).expanduser(), expected_sha256=self.uci_sha256 or None
+            )
             return [SourcePart(str(path), readers.file_fingerprint(path), path)]
+        root = self._resolved_path()
+        return [SourcePart(str(p), readers.file_fingerprint(p), p) for p in readers.list_source_files(root)]
+
+    def _resolved_path(self) -> Path:
+        """The source path, ``~`` and symbolic links resolved, checked to be a regular file or a folder."""
         root = Path(self.location).expanduser().resolve()
         if not root.exists():
             raise FileNotFoundError(f"RETAIL_SOURCE {self.location!r} does not exist (resolved to {root})")
-        return [SourcePart(str(p), readers.file_fingerprint(p), p) for p in readers.list_source_files(root)]
+        if not (root.is_file() or root.is_dir()):
+            raise readers.SourceFormatError(
+                f"RETAIL_SOURCE {self.location!r} resolves to {root}, which is neither a regular file nor a "
+                "folder"
+            )
+        return root
 
     def read_part(self, part: SourcePart) -> pd.DataFrame:
         """Read one part in the raw contract (``pipeline.cleaning.RAW_COLUMNS``).

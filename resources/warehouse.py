@@ -1,11 +1,15 @@
 """The DuckDB warehouse: the IO manager that publishes tables atomically, and a resource for direct SQL.
 
 Belongs here: everything that opens the DuckDB file. Table contents are computed in ``pipeline``.
+
+Both resources take the warehouse's run lock (``resources.runlock``) when a run initializes them and release
+it when the run ends, so a second run on the same warehouse is refused before its first step.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,6 +20,9 @@ import pandas as pd
 from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager
+from pydantic import Field
+
+from resources import publication, runlock
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
@@ -111,6 +118,19 @@ class _ReplacingDuckDbClient(DuckDbClient):
     """Leaves the old table in place until the type handler swaps in the new one."""
 
     @staticmethod
+    @contextlib.contextmanager
+    def connect(context, table_slice) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open a connection like the stock client, but close it even when the step fails.
+
+        The stock client skips ``close()`` when the body raises, and the open connection then keeps the file
+        locked in this process (a later read-only open here fails) until garbage collection.
+        """
+        with contextlib.ExitStack() as stack:
+            connection = stack.enter_context(DuckDbClient.connect(context, table_slice))
+            stack.callback(connection.close)
+            yield connection
+
+    @staticmethod
     def delete_table_slice(context: dg.OutputContext, table_slice: TableSlice, connection) -> None:
         if table_slice.partition_dimensions:
             DuckDbClient.delete_table_slice(context, table_slice, connection)
@@ -120,8 +140,35 @@ class _ReplacingDuckDbClient(DuckDbClient):
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table_slice.schema)}")
 
 
+def _take_run_lock(database: str, context: dg.InitResourceContext) -> None:
+    """Take the run lock for a run (its id is shared by every resource of the run).
+
+    Contexts built outside a run (``dg.build_asset_context`` in tests and notebooks) take no lock: nothing
+    would release it if the context is never closed.
+    """
+    if context.run is not None:
+        runlock.acquire(database, owner=context.run.run_id)
+
+
+def _release_run_lock(database: str, context: dg.InitResourceContext) -> None:
+    """Release what :func:`_take_run_lock` took."""
+    if context.run is not None:
+        runlock.release(database, owner=context.run.run_id)
+
+
 class WarehouseIOManager(DuckDBPandasIOManager):
-    """DuckDB IO manager for pandas that publishes each table atomically (see ``AtomicPandasTypeHandler``)."""
+    """DuckDB IO manager for pandas that publishes each table atomically (see ``AtomicPandasTypeHandler``).
+
+    Holds the warehouse run lock from the start to the end of the run.
+    """
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Take the run lock before any table is read or written."""
+        _take_run_lock(self.database, context)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Release the run lock."""
+        _release_run_lock(self.database, context)
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
@@ -142,9 +189,45 @@ class WarehouseIOManager(DuckDBPandasIOManager):
 
 
 class Warehouse(dg.ConfigurableResource):
-    """Direct SQL access to the warehouse file, for reads the IO manager does not cover (counts, reconciliation)."""
+    """Direct SQL access to the warehouse file, for reads the IO manager does not cover (counts, checks).
+
+    Holds the warehouse run lock from the start to the end of the run, and publishes the analyst copy.
+    """
 
     database: str
+    analyst_database: str | None = Field(
+        default=None,
+        description="Read-only copy for analysts; default RETAIL_ANALYST_WAREHOUSE, else "
+        "<warehouse>_analyst.duckdb beside the warehouse.",
+    )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Take the run lock before any table is read or written."""
+        _take_run_lock(self.database, context)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Release the run lock."""
+        _release_run_lock(self.database, context)
+
+    def analyst_path(self) -> Path:
+        """Where the analyst copy is published.
+
+        Returns:
+            ``analyst_database`` if set, else ``RETAIL_ANALYST_WAREHOUSE`` if set, else the default beside the
+            warehouse (see ``resources.publication.default_analyst_path``).
+        """
+        configured = self.analyst_database or os.environ.get(publication.ANALYST_ENV)
+        if configured:
+            return Path(configured).expanduser()
+        return publication.default_analyst_path(self.database)
+
+    def publish_analyst_copy(self) -> publication.Publication:
+        """Replace the analyst copy with a copy of the warehouse, atomically.
+
+        Returns:
+            What was published.
+        """
+        return publication.publish_copy(self.database, self.analyst_path())
 
     @contextlib.contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
