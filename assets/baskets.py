@@ -16,6 +16,11 @@ from pipeline.schemas_baskets import AssociationRules, FrequentItemsets, Product
 _KINDS = ("duckdb", "pandas", "mlxtend")
 
 
+def _cleaned(*columns: str) -> dict[str, dg.AssetIn]:
+    """The cleaned transactions as input ``cleaned``, loading only ``columns`` (DuckDB projects them)."""
+    return {"cleaned": dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, metadata={"columns": list(columns)})}
+
+
 class BasketConfig(dg.Config):
     """Thresholds of frequent-itemset mining and rule generation."""
 
@@ -37,7 +42,7 @@ class BundleConfig(dg.Config):
 
 
 @warehouse_table(keys.FREQUENT_ITEMSETS, FrequentItemsets, group="baskets",
-                 ins=keys.ins(cleaned=keys.CLEANED_TRANSACTIONS), kinds=_KINDS)
+                 ins=_cleaned("invoice", "stock_code", "description", "country"), kinds=_KINDS)
 def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig,
                       cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Frequent itemsets of invoice baskets (sparse matrix, mlxtend), for all countries and the largest ones."""
@@ -67,7 +72,9 @@ def association_rules(config: BasketConfig, itemsets: pd.DataFrame) -> dg.Output
 
 
 @warehouse_table(keys.PRODUCT_BUNDLES, ProductBundles, group="baskets",
-                 ins=keys.ins(rules=keys.ASSOCIATION_RULES, cleaned=keys.CLEANED_TRANSACTIONS), kinds=_KINDS)
+                 ins={**keys.ins(rules=keys.ASSOCIATION_RULES),
+                      **_cleaned("invoice", "stock_code", "description", "country", "revenue")},
+                 kinds=_KINDS)
 def product_bundles(config: BundleConfig, rules: pd.DataFrame, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """The strongest rule-based bundles with descriptions, support, lift and the revenue of their products."""
     bundles = baskets.product_bundles(rules, cleaned, top_n=config.top_n)

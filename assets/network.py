@@ -12,7 +12,12 @@ from pipeline import network, plots_baskets
 from pipeline.schemas_baskets import CustomerCentrality, CustomerNetworkEdges, ProductCentrality, ProductNetworkEdges
 
 _KINDS = ("duckdb", "pandas", "networkx")
-_CLEANED = keys.ins(cleaned=keys.CLEANED_TRANSACTIONS)
+
+
+def _cleaned(*columns: str) -> dict[str, dg.AssetIn]:
+    """The cleaned transactions as input ``cleaned``, loading only ``columns`` (DuckDB projects them)."""
+    return {"cleaned": dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, metadata={"columns": list(columns)})}
+
 
 
 class ProductNetworkConfig(dg.Config):
@@ -37,7 +42,8 @@ class CentralityConfig(dg.Config):
     random_state: int = Field(default=0, description="Seed of the community detection.")
 
 
-@warehouse_table(keys.PRODUCT_NETWORK_EDGES, ProductNetworkEdges, group="network", ins=_CLEANED, kinds=_KINDS)
+@warehouse_table(keys.PRODUCT_NETWORK_EDGES, ProductNetworkEdges, group="network",
+                 ins=_cleaned("invoice", "stock_code"), kinds=_KINDS)
 def product_network_edges(config: ProductNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Product co-purchase edges: products bought in the same invoices, weight = shared invoices, with lift."""
     edges = network.product_network_edges(cleaned, min_shared_invoices=config.min_shared_invoices,
@@ -57,7 +63,8 @@ def product_centrality(config: CentralityConfig, edges: pd.DataFrame) -> dg.Outp
                                                                                      ascending=False), 10)})
 
 
-@warehouse_table(keys.CUSTOMER_NETWORK_EDGES, CustomerNetworkEdges, group="network", ins=_CLEANED, kinds=_KINDS)
+@warehouse_table(keys.CUSTOMER_NETWORK_EDGES, CustomerNetworkEdges, group="network",
+                 ins=_cleaned("invoice", "stock_code", "customer_id"), kinds=_KINDS)
 def customer_network_edges(config: CustomerNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Customer projection edges: customers joined by the number of distinct products they share."""
     edges = network.customer_network_edges(cleaned, min_shared_products=config.min_shared_products,

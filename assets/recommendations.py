@@ -23,6 +23,15 @@ from pipeline.schemas_recommend import (
 )
 
 _KINDS = ("duckdb", "pandas", "scikit-learn")
+# The columns the recommenders and the SVD read: DuckDB loads only these (the lineage columns are the widest).
+_RECOMMENDER_COLUMNS = ["invoice", "stock_code", "description", "invoice_date", "customer_id"]
+
+
+def _cleaned() -> dict[str, dg.AssetIn]:
+    """The cleaned transactions as input ``cleaned``, loading only the recommenders' columns."""
+    return {
+        "cleaned": dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, metadata={"columns": _RECOMMENDER_COLUMNS})
+    }
 
 
 class SvdConfig(dg.Config):
@@ -53,7 +62,7 @@ class RecommenderConfig(dg.Config):
         "svd_product_factors": table_out(keys.SVD_PRODUCT_FACTORS, ProductFactors,
                                          "Product factors (V) of the SVD, one row per product.", kinds=_KINDS),
     },
-    ins=keys.ins(cleaned=keys.CLEANED_TRANSACTIONS),
+    ins=_cleaned(),
     group_name="recommendations",
 )
 def customer_product_svd(config: SvdConfig, cleaned: pd.DataFrame):
@@ -75,7 +84,7 @@ def customer_product_svd(config: SvdConfig, cleaned: pd.DataFrame):
 
 
 @warehouse_table(keys.RECOMMENDATIONS, Recommendations, group="recommendations",
-                 ins=keys.ins(cleaned=keys.CLEANED_TRANSACTIONS, rules=keys.ASSOCIATION_RULES), kinds=_KINDS)
+                 ins={**_cleaned(), **keys.ins(rules=keys.ASSOCIATION_RULES)}, kinds=_KINDS)
 def recommendations(config: RecommenderConfig, cleaned: pd.DataFrame, rules: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Top-k products per customer from the hybrid recommender, in both settings (any / new products only)."""
     recs = recommend.recommend_all_settings(cleaned, rules, k=config.k, random_state=config.random_state)
@@ -86,7 +95,7 @@ def recommendations(config: RecommenderConfig, cleaned: pd.DataFrame, rules: pd.
 
 
 @warehouse_table(keys.RECOMMENDER_EVALUATION, RecommenderMetrics, group="recommendations",
-                 ins=keys.ins(cleaned=keys.CLEANED_TRANSACTIONS), kinds=_KINDS)
+                 ins=_cleaned(), kinds=_KINDS)
 def recommender_evaluation(config: RecommenderConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Temporal-holdout precision, recall, NDCG, hit rate and coverage at k of every model in both settings."""
     metrics = recommend.evaluate(cleaned, test_months=config.test_months, k=config.k,

@@ -461,7 +461,14 @@ def evaluate_and_predict(
     test = window[test_cutoff]
     latest = pd.concat([window[c] for c in latest_cutoffs], ignore_index=True)
     if train["bought"].nunique() < 2 or latest["bought"].nunique() < 2:
-        raise ValueError("every training window set needs both buyers and non-buyers")
+        first, last = cleaned["invoice_date"].min(), cleaned["invoice_date"].max()
+        raise ValueError(
+            "every training window set needs both buyers and non-buyers: the model learns from customers "
+            f"seen before a cut-off who do or do not buy in the {horizon_days} days after it, and is tested "
+            f"on the last {horizon_days} days, so it needs well over {2 * horizon_days} days of purchases "
+            f"(about a year in practice); the data spans {first:%Y-%m-%d} to {last:%Y-%m-%d} "
+            f"({(last - first).days} days)"
+        )
 
     # Tiny tabular problems: threads only add start-up and spin-wait overhead on a shared machine.
     with threadpool_limits(limits=1):

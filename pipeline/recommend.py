@@ -28,6 +28,7 @@ the same way, on the 2010-06-10 split of the 2009-2010 training period.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -41,6 +42,23 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.preprocessing import normalize
 
 from pipeline import svd
+
+_LOG = logging.getLogger(__name__)
+
+
+class ValidationSplitError(ValueError):
+    """The data is too short for a temporal split: no customer buys on both sides of the cutoff."""
+
+
+def _split_error(lines: pd.DataFrame, cutoff: pd.Timestamp, months: int, what: str) -> ValidationSplitError:
+    """Explain which data span a temporal split needs and which the data has."""
+    first, last = lines["invoice_date"].min(), lines["invoice_date"].max()
+    return ValidationSplitError(
+        f"no customer is active on both sides of the {what} cutoff {cutoff:%Y-%m-%d}: the split needs "
+        f"registered customers buying both before it and in the {months} month(s) after it, so at least "
+        f"{months} month(s) of data plus earlier history; the data spans {first:%Y-%m-%d} to {last:%Y-%m-%d} "
+        f"({(last - first).days} days)"
+    )
 
 PRODUCT_CODE_PATTERN = r"^(?:\d{5}[A-Z]{0,2}|DCGS[0-9A-Z]+)$"
 """Real product codes: five digits with an optional one- or two-letter suffix (``85123A``, ``15056BL``), or a
@@ -1251,7 +1269,7 @@ def tune_hybrid_weights(
         ``{"any": {...}, "new_only": {...}}`` weights per component name.
 
     Raises:
-        ValueError: If the validation split leaves no customer to validate on.
+        ValidationSplitError: If the validation split leaves no customer to validate on.
     """
     _check_k(k)
     if n_folds < 1:
@@ -1266,9 +1284,7 @@ def tune_hybrid_weights(
         fold_lines = kept[kept["invoice_date"] < end - pd.DateOffset(months=validation_months * fold)]
         train, _, relevant = temporal_split(fold_lines, cutoff=cutoff, test_months=validation_months)
         if relevant["any"].empty or train.empty:
-            raise ValueError(
-                f"no customer is active on both sides of the validation cutoff {cutoff:%Y-%m-%d}"
-            )
+            raise _split_error(kept, cutoff, validation_months, "validation")
         hybrid = HybridRecommender(
             components=components,
             normalization=normalization,
@@ -1341,14 +1357,15 @@ def evaluate(
         ``test_end_date``, ``params`` (JSON hyperparameters; the tuned weights for the hybrid).
 
     Raises:
-        ValueError: If no customer is active on both sides of the cutoff.
+        ValidationSplitError: If no customer is active on both sides of the cutoff (the message states the
+            data span needed).
     """
     _check_k(k)
     kept = _product_lines(cleaned)
     cutoff = _default_cutoff(kept, months=test_months) if cutoff is None else pd.Timestamp(cutoff)
     train, _, relevant = temporal_split(kept, cutoff=cutoff, test_months=test_months)
     if relevant["any"].empty:
-        raise ValueError(f"no customer is active on both sides of the cutoff {cutoff:%Y-%m-%d}")
+        raise _split_error(kept, cutoff, test_months, "evaluation")
     options = {
         "components": components,
         "normalization": normalization,
@@ -1433,7 +1450,8 @@ def recommend_all_settings(
         k: Products per customer.
         settings: Names among ``"any"`` (repurchases allowed) and ``"new_only"`` (nothing the customer
             bought).
-        weights: Blend weights per setting (as returned by :func:`tune_hybrid_weights`); None tunes them.
+        weights: Blend weights per setting (as returned by :func:`tune_hybrid_weights`); None tunes them, or
+            falls back to ``DEFAULT_WEIGHTS`` with a logged warning when the data is too short to validate on.
         validation_months: Validation window used for tuning.
         random_state: Seed for the SVD component.
 
@@ -1451,9 +1469,15 @@ def recommend_all_settings(
         raise ValueError(f"settings must be a non-empty subset of {list(SETTINGS)}, got {settings}")
     kept = _product_lines(cleaned)
     if weights is None:
-        weights = tune_hybrid_weights(
-            kept, validation_months=validation_months, k=k, random_state=random_state
-        )
+        try:
+            weights = tune_hybrid_weights(
+                kept, validation_months=validation_months, k=k, random_state=random_state
+            )
+        except ValidationSplitError as err:
+            # Too little history to tune on (e.g. a one-week sample): recommending with the documented default
+            # blend beats recommending nothing; the warning says why the weights are not tuned.
+            _LOG.warning("blend weights not tuned, using DEFAULT_WEIGHTS: %s", err)
+            weights = DEFAULT_WEIGHTS
     missing = [name for name in settings if name not in weights]
     if missing:
         raise ValueError(f"no blend weights for settings {missing}")

@@ -90,7 +90,10 @@ def product_descriptions(lines: pd.DataFrame) -> pd.Series:
         Series of descriptions indexed by ``stock_code`` (codes without any description are absent).
     """
     described = lines.loc[lines["description"].notna(), ["stock_code", "description", "invoice_date"]]
-    described = described.assign(description=described["description"].astype(str).str.strip())
+    # Strip each distinct text once (a few thousand) instead of every line (a million at full size).
+    codes, texts = pd.factorize(described["description"])
+    stripped = pd.Series(texts, dtype=object).astype(str).str.strip().to_numpy(dtype=object)
+    described = described.assign(description=stripped[codes])
     described = described[described["description"] != ""]
     latest = described.sort_values(["stock_code", "invoice_date"], kind="stable").drop_duplicates(
         "stock_code", keep="last"

@@ -218,3 +218,10 @@ def test_calibration_figure_renders(real_result):
     fig.savefig(buffer, format="png", dpi=40)
     assert buffer.getvalue().startswith(b"\x89PNG")
     assert len(fig.axes[0].lines) == 3  # diagonal, model, recency baseline
+
+
+def test_too_short_data_fails_with_the_span_needed():
+    week = lines([(1, "a", "2010-01-04 10:00", "A", 10.0), (2, "b", "2010-01-08 10:00", "B", 5.0)])
+    span = r"needs well over 180 days .* the data spans 2010-01-04 to 2010-01-08"
+    with pytest.raises(ValueError, match=span):
+        prediction.evaluate_and_predict(week, None)

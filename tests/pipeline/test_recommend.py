@@ -545,3 +545,15 @@ def test_hybrid_beats_every_component_on_the_real_sheet(real_metrics):
     # Sanity against the full-data reference: buy-again and SVD are strong when repurchases count.
     assert table.loc[("any", "buy_again"), "hit_rate_at_k"] > 0.7
     assert table.loc[("new_only", "svd"), "hit_rate_at_k"] > 0.4
+
+
+def test_short_data_recommends_with_default_weights_and_evaluation_says_why(shop, caplog):
+    week = shop[shop["invoice_date"] < pd.Timestamp("2010-01-11")]
+    with caplog.at_level("WARNING", logger="pipeline.recommend"):
+        table = recommend.recommend_all_settings(week, k=3)
+    assert "DEFAULT_WEIGHTS" in caplog.text
+    expected = recommend.recommend_all_settings(week, k=3, weights=recommend.DEFAULT_WEIGHTS)
+    pd.testing.assert_frame_equal(table, expected)
+    assert set(table["customer_id"].astype(int)) == set(week["customer_id"].dropna().astype(int))
+    with pytest.raises(recommend.ValidationSplitError, match=r"the data spans 2010-01-0\d to 2010-01-\d\d"):
+        recommend.evaluate(week)

@@ -1,0 +1,76 @@
+"""Materialize every asset once in this process and print timings as JSON (run by ``bench.run``).
+
+Usage: ``python -m bench.child OUT.json`` with ``RETAIL_SOURCE``, ``RETAIL_WAREHOUSE`` and ``DAGSTER_HOME`` set.
+Per-step wall times come from the run's event log (STEP_START to STEP_SUCCESS/STEP_FAILURE); peak memory is
+this process's maximum resident set, which covers the whole run (the job uses the in-process executor, and
+DuckDB runs inside the process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set in MB.
+
+    ``VmHWM`` is per address space, so unlike ``ru_maxrss`` it is not inherited from the parent across
+    ``exec`` (which would floor every figure at the harness's own size).
+    """
+    with open("/proc/self/status", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(out: str) -> None:
+    """Run the ``all_assets`` job and write its timings to ``out``."""
+    started = time.perf_counter()
+    import dagster as dg
+
+    from assets.definitions import defs
+
+    imported = time.perf_counter()
+    instance = dg.DagsterInstance.get()
+    job = defs.resolve_job_def("all_assets")
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    finished = time.perf_counter()
+    starts: dict[str, float] = {}
+    steps: dict[str, dict] = {}
+    for entry in instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+            steps[event.step_key] = {
+                "seconds": entry.timestamp - starts.get(event.step_key, entry.timestamp),
+                "ok": kind == "STEP_SUCCESS",
+            }
+    failed = [key for key, step in steps.items() if not step["ok"]]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    payload = {
+        # CPU seconds and the load average show how much other jobs on the machine slowed the wall time.
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "load_average": os.getloadavg()[1],
+        "success": bool(result.success),
+        "failed_steps": failed,
+        "import_seconds": imported - started,
+        "run_seconds": finished - imported,
+        "total_seconds": finished - started,
+        "peak_rss_mb": peak_rss_mb(),
+        "steps": steps,
+    }
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
