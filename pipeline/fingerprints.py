@@ -16,16 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-_RAW_COLUMNS = (
-    "Invoice",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "Price",
-    "Customer ID",
-    "Country",
-)
+from pipeline.readers import EXPECTED_HEADER as _RAW_COLUMNS
+
 _PRODUCT_CODE = r"^\d{5}"  # product codes start with five digits; service codes (POST, M, gift_...) do not
 _SUFFIX_CODE = r"^\d{5}[A-Za-z]+$"
 

@@ -29,21 +29,10 @@ import numpy as np
 import pandas as pd
 import python_calamine
 
+from pipeline.cleaning import RAW_COLUMNS
+
 logger = logging.getLogger(__name__)
 
-RAW_COLUMNS = [
-    "invoice",
-    "stock_code",
-    "description",
-    "quantity",
-    "invoice_date",
-    "price",
-    "customer_id",
-    "country",
-    "source_file",
-    "source_sheet",
-    "source_row",
-]
 
 #: The header of the Online Retail II workbook, in order; quoted in error messages.
 EXPECTED_HEADER = (

@@ -36,16 +36,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-RAW_COLUMNS = [
-    "Invoice",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "Price",
-    "Customer ID",
-    "Country",
-]
+from pipeline.readers import EXPECTED_HEADER
+
+RAW_COLUMNS = list(EXPECTED_HEADER)
 
 # Reference scale: the real 2009-2010 sheet. Counts of rare events are expressed per this many lines.
 _REAL_LINES = 525_461
