@@ -5,7 +5,8 @@ import dagster as dg
 import pandas as pd
 
 from assets import keys
-from assets._metadata import column_schema, preview
+from assets._metadata import preview
+from assets._tables import table_out
 from assets.checks import schema_check
 from pipeline import ingest
 from pipeline.schemas import RawInvoices
@@ -17,13 +18,7 @@ MANIFEST_COMMENT = "One row per ingested source part: its fingerprint, line coun
 
 @dg.multi_asset(
     outs={
-        "raw_invoices": dg.AssetOut(
-            key=keys.RAW_INVOICES,
-            description=RAW_COMMENT,
-            metadata={"table_comment": RAW_COMMENT, "dagster/column_schema": column_schema(RawInvoices)},
-            kinds={"duckdb", "pandas"},
-            owners=["team:data-engineering"],
-        ),
+        "raw_invoices": table_out(keys.RAW_INVOICES, RawInvoices, RAW_COMMENT, owners=("team:data-engineering",)),
         "source_files": dg.AssetOut(
             key=keys.SOURCE_FILES,
             description=MANIFEST_COMMENT,

@@ -5,32 +5,23 @@ import dagster as dg
 import pandas as pd
 
 from assets import keys
-from assets._metadata import column_schema, preview
+from assets._metadata import preview
+from assets._tables import table_out
 from assets.checks import schema_check
 from pipeline import cleaning
 from pipeline.schemas import CleanedTransactions, RejectedRows
 from resources import Warehouse
 
 CLEANED_COMMENT = "Sales lines fit for analysis (guests included, no cancellations or non-product codes), with revenue."
+_OWNERS = ("team:data-engineering",)
 REJECTED_COMMENT = "Every raw line not in cleaned_transactions, with the reason; cancellations are the returns."
 
 
 @dg.multi_asset(
     outs={
-        "cleaned_transactions": dg.AssetOut(
-            key=keys.CLEANED_TRANSACTIONS,
-            description=CLEANED_COMMENT,
-            metadata={"table_comment": CLEANED_COMMENT, "dagster/column_schema": column_schema(CleanedTransactions)},
-            kinds={"duckdb", "pandas"},
-            owners=["team:data-engineering"],
-        ),
-        "rejected_rows": dg.AssetOut(
-            key=keys.REJECTED_ROWS,
-            description=REJECTED_COMMENT,
-            metadata={"table_comment": REJECTED_COMMENT, "dagster/column_schema": column_schema(RejectedRows)},
-            kinds={"duckdb", "pandas"},
-            owners=["team:data-engineering"],
-        ),
+        "cleaned_transactions": table_out(keys.CLEANED_TRANSACTIONS, CleanedTransactions, CLEANED_COMMENT,
+                                          owners=_OWNERS),
+        "rejected_rows": table_out(keys.REJECTED_ROWS, RejectedRows, REJECTED_COMMENT, owners=_OWNERS),
     },
     ins=keys.ins(raw=keys.RAW_INVOICES),
     group_name="staging",
