@@ -14,17 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import synthetic
+from pipeline.readers import EXPECTED_HEADER
 
-UCI_HEADER = [
-    "Invoice",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "Price",
-    "Customer ID",
-    "Country",
-]
+UCI_HEADER = list(EXPECTED_HEADER)
 # The UCI workbook splits the lines by financial year into two sheets of this name.
 SHEET_SPLIT = pd.Timestamp("2010-12-01")
 

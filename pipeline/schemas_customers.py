@@ -26,6 +26,15 @@ def _close(left: pd.Series, right: pd.Series, *, rel: float = 1e-9) -> pd.Series
     return both_missing | np.isclose(left, right, rtol=rel, atol=_TOL)
 
 
+def _ranked_by_revenue(df: pd.DataFrame) -> bool:
+    """``revenue_rank`` is 1..n and never ranks a smaller revenue above a larger one."""
+    ordered = df.sort_values("revenue_rank")
+    return bool(
+        (ordered["revenue_rank"].to_numpy() == np.arange(1, len(df) + 1)).all()
+        and ordered["revenue"].is_monotonic_decreasing
+    )
+
+
 class MonthlySales(pa.DataFrameModel):
     """One row per calendar month with sales: revenue, customers and returns."""
 
@@ -107,11 +116,7 @@ class CountrySales(pa.DataFrameModel):
     @classmethod
     def rank_follows_revenue(cls, df: pd.DataFrame) -> bool:
         """Ranks are 1..n and never rank a smaller revenue above a larger one."""
-        ordered = df.sort_values("revenue_rank")
-        return bool(
-            (ordered["revenue_rank"].to_numpy() == np.arange(1, len(df) + 1)).all()
-            and ordered["revenue"].is_monotonic_decreasing
-        )
+        return _ranked_by_revenue(df)
 
     class Config:
         """Strict columns, coerced types."""
@@ -152,11 +157,7 @@ class TopProducts(pa.DataFrameModel):
     @classmethod
     def rank_follows_revenue(cls, df: pd.DataFrame) -> bool:
         """Ranks are 1..n and never rank a smaller revenue above a larger one."""
-        ordered = df.sort_values("revenue_rank")
-        return bool(
-            (ordered["revenue_rank"].to_numpy() == np.arange(1, len(df) + 1)).all()
-            and ordered["revenue"].is_monotonic_decreasing
-        )
+        return _ranked_by_revenue(df)
 
     class Config:
         """Strict columns, coerced types."""
