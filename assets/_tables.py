@@ -56,3 +56,14 @@ def table_out(key: dg.AssetKey, model, description: str, *, kinds: Iterable[str]
         owners=list(owners),
         metadata={"table_comment": description, "dagster/column_schema": column_schema(model)},
     )
+
+
+def cleaned_input(*columns: str, name: str = "cleaned") -> dict[str, dg.AssetIn]:
+    """The cleaned transactions as input ``name``, loading only ``columns`` (DuckDB projects them).
+
+    Every consumer of ``staging.cleaned_transactions`` declares the columns it reads: the lineage columns
+    (source file, sheet, row) are the widest and most assets never need them.
+    """
+    from assets import keys
+
+    return {name: dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, metadata={"columns": list(columns)})}

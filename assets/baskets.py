@@ -8,17 +8,13 @@ from pydantic import Field
 
 from assets import keys
 from assets._metadata import figure, preview
-from assets._tables import warehouse_table
+from assets._tables import cleaned_input, warehouse_table
 from assets.checks import schema_check
 from pipeline import baskets, plots_baskets
 from pipeline.schemas_baskets import AssociationRules, FrequentItemsets, ProductBundles
 
 _KINDS = ("duckdb", "pandas", "mlxtend")
 
-
-def _cleaned(*columns: str) -> dict[str, dg.AssetIn]:
-    """The cleaned transactions as input ``cleaned``, loading only ``columns`` (DuckDB projects them)."""
-    return {"cleaned": dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, metadata={"columns": list(columns)})}
 
 
 class BasketConfig(dg.Config):
@@ -42,7 +38,7 @@ class BundleConfig(dg.Config):
 
 
 @warehouse_table(keys.FREQUENT_ITEMSETS, FrequentItemsets, group="baskets",
-                 ins=_cleaned("invoice", "stock_code", "description", "country"), kinds=_KINDS)
+                 ins=cleaned_input("invoice", "stock_code", "description", "country"), kinds=_KINDS)
 def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig,
                       cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Frequent itemsets of invoice baskets (sparse matrix, mlxtend), for all countries and the largest ones."""
@@ -73,7 +69,7 @@ def association_rules(config: BasketConfig, itemsets: pd.DataFrame) -> dg.Output
 
 @warehouse_table(keys.PRODUCT_BUNDLES, ProductBundles, group="baskets",
                  ins={**keys.ins(rules=keys.ASSOCIATION_RULES),
-                      **_cleaned("invoice", "stock_code", "description", "country", "revenue")},
+                      **cleaned_input("invoice", "stock_code", "description", "country", "revenue")},
                  kinds=_KINDS)
 def product_bundles(config: BundleConfig, rules: pd.DataFrame, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """The strongest rule-based bundles with descriptions, support, lift and the revenue of their products."""

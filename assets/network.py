@@ -6,17 +6,18 @@ from pydantic import Field
 
 from assets import keys
 from assets._metadata import figure, preview
-from assets._tables import warehouse_table
+from assets._tables import cleaned_input, warehouse_table
 from assets.checks import schema_check
 from pipeline import network, plots_baskets
-from pipeline.schemas_baskets import CustomerCentrality, CustomerNetworkEdges, ProductCentrality, ProductNetworkEdges
+from pipeline.schemas_baskets import (
+    CustomerCentrality,
+    CustomerNetworkEdges,
+    ProductCentrality,
+    ProductNetworkEdges,
+)
 
 _KINDS = ("duckdb", "pandas", "networkx")
 
-
-def _cleaned(*columns: str) -> dict[str, dg.AssetIn]:
-    """The cleaned transactions as input ``cleaned``, loading only ``columns`` (DuckDB projects them)."""
-    return {"cleaned": dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, metadata={"columns": list(columns)})}
 
 
 
@@ -43,7 +44,7 @@ class CentralityConfig(dg.Config):
 
 
 @warehouse_table(keys.PRODUCT_NETWORK_EDGES, ProductNetworkEdges, group="network",
-                 ins=_cleaned("invoice", "stock_code"), kinds=_KINDS)
+                 ins=cleaned_input("invoice", "stock_code"), kinds=_KINDS)
 def product_network_edges(config: ProductNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Product co-purchase edges: products bought in the same invoices, weight = shared invoices, with lift."""
     edges = network.product_network_edges(cleaned, min_shared_invoices=config.min_shared_invoices,
@@ -64,7 +65,7 @@ def product_centrality(config: CentralityConfig, edges: pd.DataFrame) -> dg.Outp
 
 
 @warehouse_table(keys.CUSTOMER_NETWORK_EDGES, CustomerNetworkEdges, group="network",
-                 ins=_cleaned("invoice", "stock_code", "customer_id"), kinds=_KINDS)
+                 ins=cleaned_input("invoice", "stock_code", "customer_id"), kinds=_KINDS)
 def customer_network_edges(config: CustomerNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Customer projection edges: customers joined by the number of distinct products they share."""
     edges = network.customer_network_edges(cleaned, min_shared_products=config.min_shared_products,

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from assets import keys
 from assets._metadata import figure, preview
-from assets._tables import table_out, warehouse_table
+from assets._tables import cleaned_input, table_out, warehouse_table
 from assets.checks import schema_check
 from pipeline import plots_recommend, recommend, svd
 from pipeline.schemas_recommend import (
@@ -25,13 +25,6 @@ from pipeline.schemas_recommend import (
 _KINDS = ("duckdb", "pandas", "scikit-learn")
 # The columns the recommenders and the SVD read: DuckDB loads only these (the lineage columns are the widest).
 _RECOMMENDER_COLUMNS = ["invoice", "stock_code", "description", "invoice_date", "customer_id"]
-
-
-def _cleaned() -> dict[str, dg.AssetIn]:
-    """The cleaned transactions as input ``cleaned``, loading only the recommenders' columns."""
-    return {
-        "cleaned": dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, metadata={"columns": _RECOMMENDER_COLUMNS})
-    }
 
 
 class SvdConfig(dg.Config):
@@ -62,7 +55,7 @@ class RecommenderConfig(dg.Config):
         "svd_product_factors": table_out(keys.SVD_PRODUCT_FACTORS, ProductFactors,
                                          "Product factors (V) of the SVD, one row per product.", kinds=_KINDS),
     },
-    ins=_cleaned(),
+    ins=cleaned_input(*_RECOMMENDER_COLUMNS),
     group_name="recommendations",
 )
 def customer_product_svd(config: SvdConfig, cleaned: pd.DataFrame):
@@ -84,7 +77,7 @@ def customer_product_svd(config: SvdConfig, cleaned: pd.DataFrame):
 
 
 @warehouse_table(keys.RECOMMENDATIONS, Recommendations, group="recommendations",
-                 ins={**_cleaned(), **keys.ins(rules=keys.ASSOCIATION_RULES)}, kinds=_KINDS)
+                 ins={**cleaned_input(*_RECOMMENDER_COLUMNS), **keys.ins(rules=keys.ASSOCIATION_RULES)}, kinds=_KINDS)
 def recommendations(config: RecommenderConfig, cleaned: pd.DataFrame, rules: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Top-k products per customer from the hybrid recommender, in both settings (any / new products only)."""
     recs = recommend.recommend_all_settings(cleaned, rules, k=config.k, random_state=config.random_state)
@@ -95,7 +88,7 @@ def recommendations(config: RecommenderConfig, cleaned: pd.DataFrame, rules: pd.
 
 
 @warehouse_table(keys.RECOMMENDER_EVALUATION, RecommenderMetrics, group="recommendations",
-                 ins=_cleaned(), kinds=_KINDS)
+                 ins=cleaned_input(*_RECOMMENDER_COLUMNS), kinds=_KINDS)
 def recommender_evaluation(config: RecommenderConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Temporal-holdout precision, recall, NDCG, hit rate and coverage at k of every model in both settings."""
     metrics = recommend.evaluate(cleaned, test_months=config.test_months, k=config.k,
