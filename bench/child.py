@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 
 
@@ -28,6 +29,46 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler(threading.Thread):
+    """Samples this process's resident set every ``interval`` seconds, so each step's peak can be told apart.
+
+    ``VmHWM`` only gives the peak of the whole run; the samples (wall-clock time, MB) are matched to the
+    steps' start and end times from the event log afterwards. A peak shorter than the interval can be missed,
+    which is why the run's own ``VmHWM`` stays the figure for the whole run.
+    """
+
+    def __init__(self, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        """Sample until :meth:`stop` is called."""
+        while not self._halt.is_set():
+            self.samples.append((time.time(), _rss_mb()))
+            self._halt.wait(self.interval)
+
+    def stop(self) -> list[tuple[float, float]]:
+        """Stop sampling and return the samples."""
+        self._halt.set()
+        self.join()
+        return self.samples
+
+    def peak_between(self, start: float, end: float) -> float | None:
+        """Largest sample taken between two wall-clock times (None if none was)."""
+        inside = [mb for t, mb in self.samples if start <= t <= end]
+        return max(inside) if inside else None
+
+
 def main(out: str) -> None:
     """Run the ``all_assets`` job and write its timings to ``out``."""
     started = time.perf_counter()
@@ -38,8 +79,11 @@ def main(out: str) -> None:
     imported = time.perf_counter()
     instance = dg.DagsterInstance.get()
     job = defs.resolve_job_def("all_assets")
+    sampler = RssSampler()
+    sampler.start()
     result = job.execute_in_process(instance=instance, raise_on_error=False)
     finished = time.perf_counter()
+    sampler.stop()
     starts: dict[str, float] = {}
     steps: dict[str, dict] = {}
     for entry in instance.all_logs(result.run_id):
@@ -50,9 +94,11 @@ def main(out: str) -> None:
         if kind == "STEP_START":
             starts[event.step_key] = entry.timestamp
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+            start = starts.get(event.step_key, entry.timestamp)
             steps[event.step_key] = {
-                "seconds": entry.timestamp - starts.get(event.step_key, entry.timestamp),
+                "seconds": entry.timestamp - start,
                 "ok": kind == "STEP_SUCCESS",
+                "peak_rss_mb": sampler.peak_between(start, entry.timestamp),
             }
     failed = [key for key, step in steps.items() if not step["ok"]]
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -111,3 +111,11 @@ def refresh_folder(data_dir: Path, parquet: Path) -> tuple[Path, Path]:
     frame[frame["InvoiceDate"] < last_day].to_parquet(history, index=False)
     frame[frame["InvoiceDate"] >= last_day].to_parquet(new_day, index=False)
     return folder, new_day
+
+
+def line_count(source: Path) -> int | None:
+    """Invoice lines in a benchmark input: parquet footers are read, a workbook counts as its parquet twin."""
+    if source.suffix == ".parquet":
+        return pq.ParquetFile(source).metadata.num_rows
+    twin = source.with_suffix(".parquet")
+    return pq.ParquetFile(twin).metadata.num_rows if twin.exists() else None

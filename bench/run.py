@@ -120,6 +120,15 @@ def bench_scale(args: argparse.Namespace, label: str, source: Path, runs: int) -
         "steps": {
             s: statistics.median(r["steps"][s]["seconds"] for r in results if s in r["steps"]) for s in steps
         },
+        # Resident set at the end of each step's largest moment, from the child's sampler (older saved runs
+        # have none).
+        "step_peak_mb": {
+            s: max(
+                (r["steps"][s]["peak_rss_mb"] for r in results if r["steps"].get(s, {}).get("peak_rss_mb")),
+                default=None,
+            )
+            for s in steps
+        },
         "warehouse": results[-1]["warehouse"],
     }
 
@@ -153,14 +162,23 @@ def workload(args: argparse.Namespace, name: str, warehouse: str, **options) -> 
     cmd = [PYTHON, "-m", "bench.workloads", name, warehouse, str(out)]
     for key, value in options.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
+    if name.startswith("naive"):
+        cmd += ["--memory-cap-gb", str(args.naive_memory_cap_gb)]
+    Path(str(out) + ".parquet").unlink(missing_ok=True)
     subprocess.run(cmd, cwd=ROOT, env=_env(args), check=True)
     result = json.loads(Path(str(out) + ".json").read_text())
+    if "failed" in result:
+        result["frame"] = None
+        print(f"    {name} {options}: {result['failed']} after {result['seconds']:.1f} s", flush=True)
+        return result
     result["frame"] = pd.read_parquet(str(out) + ".parquet")
     print(f"    {name} {options}: {result['seconds']:.2f} s, peak {result['peak_rss_mb']:.0f} MB", flush=True)
     return result
 
 
-def _same(a: pd.DataFrame, b: pd.DataFrame, *, key: str, rtol: float = 1e-9) -> bool:
+def _same(a: pd.DataFrame | None, b: pd.DataFrame | None, *, key: str, rtol: float = 1e-9) -> bool | None:
+    if a is None or b is None:
+        return None  # one side failed: nothing to compare
     a, b = a.sort_values(key, ignore_index=True), b.sort_values(key, ignore_index=True)
     try:
         pd.testing.assert_frame_equal(a, b, check_dtype=False, rtol=rtol, atol=1e-12)
@@ -205,7 +223,7 @@ def write(args: argparse.Namespace, results: dict) -> None:
     """Write BENCHMARKS.md and the raw results; called after every stage so a long run leaves partial figures."""
     from bench import report
 
-    args.output.write_text(report.render(results))
+    args.output.write_text(report.render(results, plot=args.output.parent / "bench" / "cost_curve.png"))
     args.work.mkdir(parents=True, exist_ok=True)
     (args.work / "results.json").write_text(
         json.dumps(results, default=lambda o: None if isinstance(o, pd.DataFrame) else str(o), indent=1)
@@ -233,6 +251,13 @@ def main(argv: list[str] | None = None) -> None:
         help="products (highest weighted degree) of the networkx betweenness comparison; 0 = all",
     )
     parser.add_argument("--naive-on", default="real,1x", help="scales (real, 1x) the naive reference runs on")
+    parser.add_argument(
+        "--naive-memory-cap-gb",
+        type=float,
+        default=20.0,
+        help="address-space cap of each naive workload (the machine has 24 GB); beyond it the naive side is "
+        "reported as failed and the ratios as lower bounds",
+    )
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench", help="cached inputs")
     parser.add_argument(
         "--work", type=Path, default=ROOT / "data" / "bench" / "work", help="warehouses, logs"
@@ -251,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.render_only:
         from bench import report
 
-        args.output.write_text(report.render(json.loads((args.work / "results.json").read_text())))
+        saved = json.loads((args.work / "results.json").read_text())
+        args.output.write_text(report.render(saved, plot=args.output.parent / "bench" / "cost_curve.png"))
         return
     scales = args.scales.split(",")
     if args.quick:
@@ -281,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"scale {label}: {source}", flush=True)
         results["scales"].append(bench_scale(args, label.split(" (")[0].replace(" ", "_"), source, runs))
         results["scales"][-1]["label"] = label
+        results["scales"][-1]["lines"] = inputs.line_count(source)
         write(args, results)
     full_scale = next((s for s in results["scales"] if s["label"] == "synthetic 1.07M"), None)
     if "refresh" in scales:
