@@ -1,73 +1,100 @@
 """The one factory that turns a Pandera model into a blocking Dagster asset check.
 
 Every asset in the project gets its schema check from :func:`schema_check`; other checks are small named
-functions beside their assets.
+functions beside their assets. The validation itself (in DuckDB, with Pandera's verdict and failure cases)
+lives in ``pipeline.sql_validation``.
 """
 
 
 import dagster as dg
+import duckdb
 import pandas as pd
-import pandera.errors
 import pandera.pandas as pa
 
-SAMPLE_ROWS = 20
+from pipeline import sql_validation
+from resources import Warehouse
+
+SAMPLE_ROWS = sql_validation.SAMPLE_ROWS
+
+
+def check_result(
+    report: sql_validation.TableValidation, model: type[pa.DataFrameModel]
+) -> dg.AssetCheckResult:
+    """Turn a validation report into the check's result and metadata.
+
+    Args:
+        report: Outcome of validating the table.
+        model: The Pandera model it was validated against.
+
+    Returns:
+        A passed result with the row count, or a failed one whose metadata holds the number of failure cases,
+        the failing checks and columns, and a sample of failure cases with the offending rows.
+    """
+    if report.passed:
+        return dg.AssetCheckResult(
+            passed=True, metadata={"model": model.__name__, "rows": report.rows, "route": report.route}
+        )
+    cases = report.failure_cases
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "model": model.__name__,
+            "route": report.route,
+            "failure_cases": len(cases),
+            "failing_checks": dg.MetadataValue.json(
+                cases.groupby(["column", "check"], dropna=False).size().rename("cases").reset_index()
+                .astype({"column": str, "check": str}).to_dict(orient="records")
+            ),
+            "sample_failure_cases": dg.MetadataValue.md(
+                cases.head(SAMPLE_ROWS).astype(str).to_markdown(index=False)
+            ),
+            "sample_failing_rows": dg.MetadataValue.md(report.failing_rows.astype(str).to_markdown()),
+        },
+    )
 
 
 def validate_frame(frame: pd.DataFrame, model: type[pa.DataFrameModel]) -> dg.AssetCheckResult:
-    """Validate ``frame`` lazily against ``model`` and summarize every failure.
+    """The result the schema check gives once ``frame`` is stored as a warehouse table.
 
     Args:
         frame: The table to validate.
         model: The Pandera model it must satisfy.
 
     Returns:
-        A passed result with the row count, or a failed one whose metadata holds the number of failure cases,
-        the failing checks and columns, and a sample of failure cases with the offending rows.
+        The check result, from the same route as the asset check (an in-memory DuckDB holds the table).
     """
-    try:
-        model.validate(frame, lazy=True)
-    except pandera.errors.SchemaErrors as err:
-        cases = err.failure_cases
-        rows = cases["index"].dropna().unique()[:SAMPLE_ROWS] if "index" in cases else []
-        sample_rows = frame.loc[frame.index.intersection(rows)] if len(rows) else frame.head(0)
-        return dg.AssetCheckResult(
-            passed=False,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "model": model.__name__,
-                "failure_cases": len(cases),
-                "failing_checks": dg.MetadataValue.json(
-                    cases.groupby(["column", "check"], dropna=False).size().rename("cases").reset_index()
-                    .astype({"column": str, "check": str}).to_dict(orient="records")
-                ),
-                "sample_failure_cases": dg.MetadataValue.md(
-                    cases.head(SAMPLE_ROWS).astype(str).to_markdown(index=False)
-                ),
-                "sample_failing_rows": dg.MetadataValue.md(sample_rows.astype(str).to_markdown()),
-            },
-        )
-    return dg.AssetCheckResult(passed=True, metadata={"model": model.__name__, "rows": len(frame)})
+    with duckdb.connect() as conn:
+        sql_validation.store_frame(conn, frame, "main", "checked")
+        report = sql_validation.validate_table(conn, "main", "checked", model)
+    return check_result(report, model)
 
 
-def schema_check(asset_key: dg.AssetKey | list[str], model: type[pa.DataFrameModel]) -> dg.AssetChecksDefinition:
+def schema_check(
+    asset_key: dg.AssetKey | list[str], model: type[pa.DataFrameModel]
+) -> dg.AssetChecksDefinition:
     """Build the blocking ``matches_schema`` check of an asset.
 
     Args:
-        asset_key: Key of the checked asset (its table is loaded through the IO manager).
+        asset_key: Key ``[schema, table]`` of the checked asset, which names its warehouse table.
         model: The Pandera model of the table.
 
     Returns:
         An asset check that fails, and so stops downstream assets, when the table breaks its model.
     """
     key = dg.AssetKey(asset_key) if isinstance(asset_key, list) else asset_key
+    schema, table = (key.path[-2], key.path[-1]) if len(key.path) > 1 else ("public", key.path[-1])
 
     @dg.asset_check(
         asset=key,
         name="matches_schema",
         blocking=True,
-        description=f"Validates the table against the Pandera model {model.__name__} (lazy; all failures reported).",
+        description=f"Validates the table against the Pandera model {model.__name__} (lazy; all failures "
+        "reported; in DuckDB, loading into pandas only what SQL cannot judge).",
     )
-    def _check(frame: pd.DataFrame) -> dg.AssetCheckResult:
-        return validate_frame(frame, model)
+    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.connect() as conn:
+            report = sql_validation.validate_table(conn, schema, table, model)
+        return check_result(report, model)
 
     return _check

@@ -9,6 +9,7 @@ NumPy arrays, so their checks accept any list-like of strings.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import numpy as np
@@ -36,12 +37,75 @@ def _is_code_set(value: object) -> bool:
 
 def _lengths(column: pd.Series) -> pd.Series:
     """Length of every list in a column."""
-    return column.map(len)
+    return pd.Series(np.fromiter(map(len, column), dtype=np.int64, count=len(column)), index=column.index)
 
 
 def _disjoint(left: Iterable, right: Iterable) -> bool:
     """Whether two itemsets share no product."""
     return not set(left) & set(right)
+
+
+def _flat_strings(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Items of a column of lists, the row position of each and each row's length.
+
+    Returns:
+        None unless every value is a list, tuple or 1-d array of ``str`` (other cases keep the Python checks).
+    """
+    values = column.to_numpy()
+    kinds = set(map(type, values))
+    if not kinds <= {list, tuple, np.ndarray}:
+        return None
+    try:
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        if kinds == {np.ndarray}:
+            items = np.concatenate(values).astype(object, copy=False)
+        else:
+            items = np.fromiter(itertools.chain.from_iterable(values), dtype=object, count=int(lengths.sum()))
+    except (TypeError, ValueError):
+        return None
+    if len(items) != lengths.sum():
+        return None
+    if len(items) and pd.api.types.infer_dtype(items, skipna=False) != "string":
+        return None
+    return items, np.repeat(np.arange(len(values)), lengths), lengths
+
+
+def _string_lists(column: pd.Series) -> pd.Series:
+    """``_is_string_list`` of every value, without a Python loop per item when all are lists of strings."""
+    flat = _flat_strings(column)
+    if flat is None:
+        return column.map(_is_string_list).astype(bool)
+    return pd.Series(flat[2] > 0, index=column.index)
+
+
+def _code_sets(column: pd.Series) -> pd.Series:
+    """``_is_code_set`` of every value, without a Python loop per item when all are lists of strings."""
+    flat = _flat_strings(column)
+    if flat is None:
+        return column.map(_is_code_set).astype(bool)
+    items, rows, lengths = flat
+    # Each item must be below the next one of the same list (Python's str order, as in _is_code_set).
+    same_list = rows[1:] == rows[:-1]
+    ascending = (items[:-1] < items[1:]).astype(bool)
+    unsorted = np.zeros(len(column), dtype=bool)
+    unsorted[rows[1:][same_list & ~ascending]] = True
+    return pd.Series((lengths > 0) & ~unsorted, index=column.index)
+
+
+def _disjoint_rows(left: pd.Series, right: pd.Series) -> pd.Series:
+    """Per row, whether the itemsets of two columns share no item (``_disjoint`` row by row)."""
+    left_flat, right_flat = _flat_strings(left), _flat_strings(right)
+    if left_flat is None or right_flat is None:
+        # Items other than strings (None, numbers...): keep Python's set semantics exactly.
+        return pd.Series([_disjoint(a, c) for a, c in zip(left, right, strict=True)], index=left.index)
+    # Strings are equal exactly when their factorized codes are: a shared (row, code) pair is a shared item.
+    codes, uniques = pd.factorize(np.concatenate([left_flat[0], right_flat[0]]))
+    width = max(len(uniques), 1)
+    left_keys = left_flat[1] * width + codes[: len(left_flat[0])]
+    right_keys = right_flat[1] * width + codes[len(left_flat[0]) :]
+    shared = np.zeros(len(left), dtype=bool)
+    shared[left_flat[1][pd.Series(left_keys).isin(right_keys).to_numpy()]] = True
+    return pd.Series(~shared, index=left.index)
 
 
 class FrequentItemsets(pa.DataFrameModel):
@@ -63,13 +127,21 @@ class FrequentItemsets(pa.DataFrameModel):
         strict = True
         coerce = True
 
-    @pa.check("items", element_wise=True, name="sorted_distinct_codes")
-    def _items_are_sets(cls, value: object) -> bool:
-        return _is_code_set(value)
+    # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
+    _check_columns = {
+        "length_matches_items": ("items", "descriptions", "length"),
+        "one_row_per_itemset_and_country": ("items", "country"),
+    }
 
-    @pa.check("descriptions", element_wise=True, name="string_lists")
-    def _descriptions_are_lists(cls, value: object) -> bool:
-        return _is_string_list(value)
+    # Each list's verdict depends on that list alone (determined_by_unique): the SQL route of the schema check
+    # may run these on distinct lists only.
+    @pa.check("items", name="sorted_distinct_codes", determined_by_unique=True)
+    def _items_are_sets(cls, items: pd.Series) -> pd.Series:
+        return _code_sets(items)
+
+    @pa.check("descriptions", name="string_lists", determined_by_unique=True)
+    def _descriptions_are_lists(cls, descriptions: pd.Series) -> pd.Series:
+        return _string_lists(descriptions)
 
     @pa.dataframe_check(name="length_matches_items")
     def _length_matches(cls, df: pd.DataFrame) -> pd.Series:
@@ -126,20 +198,31 @@ class AssociationRules(pa.DataFrameModel):
         strict = True
         coerce = True
 
-    @pa.check("antecedents", "consequents", element_wise=True, name="sorted_distinct_codes")
-    def _sides_are_sets(cls, value: object) -> bool:
-        return _is_code_set(value)
+    # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
+    _check_columns = {
+        "sides_disjoint": ("antecedents", "consequents"),
+        "descriptions_match_sides": (
+            "antecedents", "consequents", "antecedent_descriptions", "consequent_descriptions"
+        ),
+        "support_within_sides": ("support", "antecedent_support", "consequent_support"),
+        "confidence_and_lift_consistent": (
+            "support", "antecedent_support", "consequent_support", "confidence", "lift"
+        ),
+    }
 
-    @pa.check("antecedent_descriptions", "consequent_descriptions", element_wise=True, name="string_lists")
-    def _descriptions_are_lists(cls, value: object) -> bool:
-        return _is_string_list(value)
+    @pa.check("antecedents", "consequents", name="sorted_distinct_codes", determined_by_unique=True)
+    def _sides_are_sets(cls, sides: pd.Series) -> pd.Series:
+        return _code_sets(sides)
+
+    @pa.check(
+        "antecedent_descriptions", "consequent_descriptions", name="string_lists", determined_by_unique=True
+    )
+    def _descriptions_are_lists(cls, descriptions: pd.Series) -> pd.Series:
+        return _string_lists(descriptions)
 
     @pa.dataframe_check(name="sides_disjoint")
     def _sides_disjoint(cls, df: pd.DataFrame) -> pd.Series:
-        return pd.Series(
-            [_disjoint(a, c) for a, c in zip(df["antecedents"], df["consequents"], strict=True)],
-            index=df.index,
-        )
+        return _disjoint_rows(df["antecedents"], df["consequents"])
 
     @pa.dataframe_check(name="descriptions_match_sides")
     def _descriptions_match(cls, df: pd.DataFrame) -> pd.Series:
@@ -188,13 +271,20 @@ class ProductBundles(pa.DataFrameModel):
         strict = True
         coerce = True
 
-    @pa.check("items", element_wise=True, name="sorted_distinct_codes")
-    def _items_are_sets(cls, value: object) -> bool:
-        return _is_code_set(value)
+    # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
+    _check_columns = {
+        "size_matches_items": ("items", "descriptions", "size"),
+        "joint_revenue_within_bundle_revenue": ("joint_revenue", "bundle_revenue"),
+        "distinct_bundles": ("items", "country"),
+    }
 
-    @pa.check("descriptions", element_wise=True, name="string_lists")
-    def _descriptions_are_lists(cls, value: object) -> bool:
-        return _is_string_list(value)
+    @pa.check("items", name="sorted_distinct_codes", determined_by_unique=True)
+    def _items_are_sets(cls, items: pd.Series) -> pd.Series:
+        return _code_sets(items)
+
+    @pa.check("descriptions", name="string_lists", determined_by_unique=True)
+    def _descriptions_are_lists(cls, descriptions: pd.Series) -> pd.Series:
+        return _string_lists(descriptions)
 
     @pa.dataframe_check(name="size_matches_items")
     def _size_matches(cls, df: pd.DataFrame) -> pd.Series:
@@ -223,6 +313,9 @@ class _UndirectedEdges(pa.DataFrameModel):
 
         strict = True
         coerce = True
+
+    # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
+    _check_columns = {"source_before_target": ("source", "target"), "one_row_per_pair": ("source", "target")}
 
     @pa.dataframe_check(name="source_before_target")
     def _ordered(cls, df: pd.DataFrame) -> pd.Series:
@@ -283,6 +376,9 @@ class NodeCentrality(pa.DataFrameModel):
 
         strict = True
         coerce = True
+
+    # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
+    _check_columns = {"largest_component_is_zero": ("component",)}
 
     @pa.dataframe_check(name="largest_component_is_zero")
     def _components_by_size(cls, df: pd.DataFrame) -> bool:

@@ -115,6 +115,13 @@ class Recommendations(pa.DataFrameModel):
         coerce = True
         unique = ["setting", "customer_id", "rank"]
 
+    # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
+    _check_columns = {
+        "distinct_products_per_customer": ("setting", "customer_id", "stock_code"),
+        "ranks_consecutive_from_one": ("setting", "customer_id", "rank"),
+        "scores_non_increasing_with_rank": ("setting", "customer_id", "rank", "score"),
+    }
+
     @pa.dataframe_check(name="distinct_products_per_customer")
     def _distinct_products(cls, df: pd.DataFrame) -> bool:
         return not df.duplicated(["setting", "customer_id", "stock_code"]).any()

@@ -3,10 +3,12 @@
 import pandas as pd
 import pytest
 
-from assets import customers
-from pipeline import clustering, customers as rfm_logic, synthetic
+from assets.checks import validate_frame
+from pipeline import clustering, synthetic
+from pipeline import customers as rfm_logic
 from pipeline.cleaning import clean
 from pipeline.readers import normalize_frame
+from pipeline.schemas_customers import ClusterProfiles, CustomerClusters, CustomerRfm
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +18,7 @@ def rfm_table() -> pd.DataFrame:
 
 
 def test_valid_rfm_passes(rfm_table):
-    assert customers.rfm_schema(rfm_table).passed
+    assert validate_frame(rfm_table, CustomerRfm).passed
 
 
 @pytest.mark.parametrize(
@@ -31,13 +33,13 @@ def test_valid_rfm_passes(rfm_table):
     ids=["negative_monetary", "duplicated_customer", "score_out_of_range", "unknown_segment", "negative_recency"],
 )
 def test_corrupted_rfm_fails_with_failure_cases(rfm_table, corrupt):
-    result = customers.rfm_schema(corrupt(rfm_table))
+    result = validate_frame(corrupt(rfm_table), CustomerRfm)
     assert not result.passed
     assert result.metadata["failure_cases"].value >= 1
 
 
 def test_clusters_check_rejects_probabilities_above_one(rfm_table):
     clusters, profiles = clustering.fit_clusters(rfm_table, k=3, random_state=0)
-    assert customers.customer_clusters_schema(clusters).passed
-    assert customers.cluster_profiles_schema(profiles).passed
-    assert not customers.customer_clusters_schema(clusters.assign(gmm_probability=1.5)).passed
+    assert validate_frame(clusters, CustomerClusters).passed
+    assert validate_frame(profiles, ClusterProfiles).passed
+    assert not validate_frame(clusters.assign(gmm_probability=1.5), CustomerClusters).passed
