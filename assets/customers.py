@@ -11,7 +11,8 @@ from assets import keys
 from assets._metadata import figure, preview
 from assets._tables import table_out, warehouse_table
 from assets.checks import schema_check
-from pipeline import clustering, customers, plots_customers, prediction
+from assets.eda import SALES_LINES
+from pipeline import clustering, customers, eda, plots_customers, prediction
 from pipeline.schemas_customers import (
     ClusterProfiles,
     CustomerClusters,
@@ -24,8 +25,6 @@ from pipeline.schemas_customers import (
 )
 from resources import Warehouse
 
-_SALES = keys.ins(cleaned=keys.CLEANED_TRANSACTIONS, rejected=keys.REJECTED_ROWS)
-
 
 class ClusteringConfig(dg.Config):
     """Model selection and fitting of the customer clusters."""
@@ -34,6 +33,11 @@ class ClusteringConfig(dg.Config):
     k_max: int = Field(default=10, description="Largest number of clusters tried.")
     n_clusters: int | None = Field(default=None, description="Force k instead of the elbow rule of choose_k.")
     silhouette_sample: int = Field(default=5000, description="Customers sampled (seeded) for the silhouette.")
+    mixture_sample: int | None = Field(
+        default=3000,
+        description="Customers sampled (seeded) to fit the model-selection mixtures on; null fits all "
+        "customers. The final clusters are always fitted on all customers.",
+    )
     random_state: int = Field(default=0, description="Seed of k-means, the mixtures and the silhouette sample.")
 
 
@@ -44,10 +48,12 @@ class PredictionConfig(dg.Config):
     random_state: int = Field(default=0, description="Seed of the models.")
 
 
-@warehouse_table(keys.RFM, CustomerRfm, group="customers", ins=_SALES)
-def rfm(cleaned: pd.DataFrame, rejected: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+@warehouse_table(keys.RFM, CustomerRfm, group="customers", ins=SALES_LINES)
+def rfm(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """One row per customer: recency, frequency, monetary, 1-5 quintile scores and the named RFM segment."""
-    table = customers.rfm_table(cleaned, rejected=rejected)
+    with warehouse.connect() as conn:
+        lines = eda.warehouse_lines(conn)
+        table = customers.rfm_table(lines.cleaned, rejected=lines.rejected)
     return dg.Output(table, metadata={"customers": len(table),
                                       "plot": figure(plots_customers.rfm_distributions_figure(table)),
                                       "preview": preview(table)})
@@ -68,6 +74,7 @@ def cluster_model_selection(config: ClusteringConfig, rfm: pd.DataFrame) -> dg.O
     selection = clustering.model_selection(
         clustering.cluster_features(rfm), k_range=range(config.k_min, config.k_max + 1),
         random_state=config.random_state, silhouette_sample=config.silhouette_sample,
+        mixture_sample=config.mixture_sample,
     )
     chosen = config.n_clusters or clustering.choose_k(selection)
     return dg.Output(selection, metadata={"chosen_k": chosen,
@@ -112,13 +119,14 @@ def customer_clusters(config: ClusteringConfig, rfm: pd.DataFrame, selection: pd
             keys.PREDICTION_EVALUATION, PredictionEvaluation,
             "Temporal-holdout metrics of the prediction models against naive baselines."),
     },
-    ins=_SALES,
+    ins=SALES_LINES,
     group_name="customers",
 )
-def customer_predictions(config: PredictionConfig, cleaned: pd.DataFrame, rejected: pd.DataFrame):
+def customer_predictions(config: PredictionConfig, warehouse: Warehouse):
     """Train on a temporal split, evaluate against baselines, refit and predict the next 90 days."""
-    predictions, evaluation = prediction.evaluate_and_predict(
-        cleaned, rejected, horizon_days=config.horizon_days, random_state=config.random_state)
+    with warehouse.connect() as conn:
+        predictions, evaluation = prediction.evaluate_and_predict(
+            *eda.warehouse_lines(conn), horizon_days=config.horizon_days, random_state=config.random_state)
     headline = evaluation[~evaluation["metric"].str.startswith("calibration")]
     yield dg.Output(predictions, output_name="customer_predictions", metadata={
         "customers": len(predictions),

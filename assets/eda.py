@@ -1,4 +1,8 @@
-"""EDA assets: monthly sales, countries, products and cohort retention. Logic lives in pipeline.eda."""
+"""EDA assets: monthly sales, countries, products and cohort retention. Logic lives in pipeline.eda.
+
+The tables aggregate the staging lines inside the warehouse (``eda.warehouse_lines``): the lines are upstream
+dependencies, not loaded inputs, so a million of them never pass through pandas.
+"""
 
 import dagster as dg
 import pandas as pd
@@ -9,39 +13,48 @@ from assets._tables import warehouse_table
 from assets.checks import schema_check
 from pipeline import eda, plots_customers
 from pipeline.schemas_customers import CohortRetention, CountrySales, MonthlySales, TopProducts
+from resources import Warehouse
 
-_SALES = keys.ins(cleaned=keys.CLEANED_TRANSACTIONS, rejected=keys.REJECTED_ROWS)
-_CLEANED = keys.ins(cleaned=keys.CLEANED_TRANSACTIONS)
+# Dependencies on the staging tables that load nothing: the SQL reads them in place.
+SALES_LINES = {
+    "cleaned": dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, dagster_type=dg.Nothing),
+    "rejected": dg.AssetIn(key=keys.REJECTED_ROWS, dagster_type=dg.Nothing),
+}
+_CLEANED = {"cleaned": SALES_LINES["cleaned"]}
 
 
-@warehouse_table(keys.EDA_MONTHLY_SALES, MonthlySales, group="eda", ins=_SALES)
-def eda_monthly_sales(cleaned: pd.DataFrame, rejected: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+@warehouse_table(keys.EDA_MONTHLY_SALES, MonthlySales, group="eda", ins=SALES_LINES)
+def eda_monthly_sales(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """Per month: revenue, invoices, customers (new vs returning), average basket value, cancellation rate."""
-    monthly = eda.monthly_sales(cleaned, rejected)
+    with warehouse.connect() as conn:
+        monthly = eda.monthly_sales(*eda.warehouse_lines(conn))
     return dg.Output(monthly, metadata={"months": len(monthly), "plot": figure(plots_customers.monthly_sales_figure(monthly)),
                                         "preview": preview(monthly, 25)})
 
 
 @warehouse_table(keys.EDA_COUNTRY_SALES, CountrySales, group="eda", ins=_CLEANED)
-def eda_country_sales(cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def eda_country_sales(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """Per country: revenue, customers, invoices and share of revenue, ranked."""
-    countries = eda.country_sales(cleaned)
+    with warehouse.connect() as conn:
+        countries = eda.country_sales(eda.warehouse_lines(conn).cleaned)
     return dg.Output(countries, metadata={"countries": len(countries),
                                           "plot": figure(plots_customers.country_sales_figure(countries)),
                                           "preview": preview(countries)})
 
 
-@warehouse_table(keys.EDA_TOP_PRODUCTS, TopProducts, group="eda", ins=_SALES)
-def eda_top_products(cleaned: pd.DataFrame, rejected: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+@warehouse_table(keys.EDA_TOP_PRODUCTS, TopProducts, group="eda", ins=SALES_LINES)
+def eda_top_products(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """Per product: revenue, quantity, invoices, customers and return rate, ranked by revenue."""
-    products = eda.top_products(cleaned, rejected)
+    with warehouse.connect() as conn:
+        products = eda.top_products(*eda.warehouse_lines(conn))
     return dg.Output(products, metadata={"products": len(products), "preview": preview(products, 20)})
 
 
 @warehouse_table(keys.EDA_COHORT_RETENTION, CohortRetention, group="eda", ins=_CLEANED)
-def eda_cohort_retention(cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def eda_cohort_retention(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """Monthly acquisition cohorts x months since first purchase: share of the cohort active."""
-    cohorts = eda.cohort_retention(cleaned)
+    with warehouse.connect() as conn:
+        cohorts = eda.cohort_retention(eda.warehouse_lines(conn).cleaned)
     return dg.Output(cohorts, metadata={"cohorts": int(cohorts["cohort_month"].nunique()),
                                         "plot": figure(plots_customers.cohort_heatmap_figure(cohorts))})
 

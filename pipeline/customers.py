@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.eda import product_cancellations, query_frames
+from pipeline.eda import Lines, invoice_date_range, product_cancellations, query_frames
 
 SEGMENT_RULES: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = (
     # (segment, inclusive R-score range, inclusive FM-score range); the ranges tile the 5 x 5 grid.
@@ -127,22 +127,22 @@ def assign_segment(r_score: pd.Series, fm_score: pd.Series) -> pd.Series:
     return pd.Series([grid[pair] for pair in pairs], index=r_score.index, dtype="object")
 
 
-def default_reference_date(cleaned: pd.DataFrame) -> pd.Timestamp:
+def default_reference_date(cleaned: Lines) -> pd.Timestamp:
     """Return the day after the last invoice date in ``cleaned`` (midnight).
 
     Args:
-        cleaned: ``staging.cleaned_transactions``.
+        cleaned: ``staging.cleaned_transactions`` (a DataFrame or a ``pipeline.eda.StoredTable``).
 
     Returns:
         ``max(invoice_date).normalize() + 1 day``.
     """
-    return pd.Timestamp(cleaned["invoice_date"].max()).normalize() + pd.Timedelta(days=1)
+    return invoice_date_range(cleaned)[1].normalize() + pd.Timedelta(days=1)
 
 
 def rfm_table(
-    cleaned: pd.DataFrame,
+    cleaned: Lines,
     *,
-    rejected: pd.DataFrame | None = None,
+    rejected: Lines | None = None,
     reference_date: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Compute recency, frequency, monetary value, scores and segment per registered customer.
@@ -167,12 +167,12 @@ def rfm_table(
     Raises:
         ValueError: If ``reference_date`` falls before the last purchase date in ``cleaned``.
     """
+    last_date = invoice_date_range(cleaned)[1].normalize()
     reference = (
-        default_reference_date(cleaned)
+        last_date + pd.Timedelta(days=1)
         if reference_date is None
         else pd.Timestamp(reference_date).normalize()
     )
-    last_date = pd.Timestamp(cleaned["invoice_date"].max()).normalize()
     if reference < last_date:
         raise ValueError(
             f"reference_date {reference.date()} is before the last purchase date {last_date.date()}"

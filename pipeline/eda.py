@@ -1,8 +1,10 @@
 """Exploratory sales tables: monthly trend, countries, products and customer cohorts.
 
 What belongs here: pure functions that turn ``staging.cleaned_transactions`` (and, where returns matter,
-``staging.rejected_rows``) into small descriptive tables. The aggregation runs in an in-memory DuckDB
-connection over the registered pandas frames, so a million lines take well under a second per table.
+``staging.rejected_rows``) into small descriptive tables, and :func:`query_frames`, which runs their SQL
+(and that of ``pipeline.customers`` and ``pipeline.prediction``) where the lines are: on a fresh in-memory
+DuckDB connection over pandas frames, or inside the warehouse when the lines are given as
+:class:`StoredTable`, so that assets never copy a million warehouse lines into pandas only to group them.
 What does not belong here: customer scoring (``pipeline.customers``), models (``pipeline.clustering``,
 ``pipeline.prediction``) and figures (``pipeline.plots_customers``).
 
@@ -15,10 +17,15 @@ sales.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import duckdb
 import pandas as pd
 
 CANCELLATION_REASON = "cancellation"
+CLEANED_TABLE = "staging.cleaned_transactions"
+REJECTED_TABLE = "staging.rejected_rows"
 
 # A constant WITH clause shared by the queries that need returns; they append their own CTEs to it.
 _PRODUCT_CANCELLATIONS = """
@@ -38,21 +45,80 @@ _PRODUCT_CANCELLATIONS = """
 """
 
 
-def query_frames(sql: str, params: dict[str, object] | None = None, **frames: pd.DataFrame) -> pd.DataFrame:
-    """Run ``sql`` on a fresh in-memory DuckDB connection with ``frames`` registered as views.
+@dataclass(frozen=True)
+class StoredTable:
+    """A table of an open DuckDB database, queried where it is stored.
+
+    Every function here that takes sales lines accepts one in place of a DataFrame: the SQL then runs on
+    ``connection``, reading only the columns it needs, and nothing but the small result reaches pandas.
+
+    Attributes:
+        connection: An open connection to the database holding the table.
+        name: The table's schema-qualified name, e.g. ``"staging.cleaned_transactions"``.
+    """
+
+    connection: duckdb.DuckDBPyConnection
+    name: str
+
+
+Lines = pd.DataFrame | StoredTable
+
+
+class WarehouseLines(NamedTuple):
+    """The staging tables of a warehouse, to be queried in place."""
+
+    cleaned: StoredTable
+    rejected: StoredTable
+
+
+def warehouse_lines(connection: duckdb.DuckDBPyConnection) -> WarehouseLines:
+    """The cleaned lines and the rejected rows of a warehouse, to be queried in place.
 
     Args:
-        sql: A DuckDB query referring to the registered frames by their keyword names.
+        connection: An open connection to the warehouse.
+
+    Returns:
+        ``staging.cleaned_transactions`` as ``cleaned`` and ``staging.rejected_rows`` as ``rejected``.
+    """
+    return WarehouseLines(StoredTable(connection, CLEANED_TABLE), StoredTable(connection, REJECTED_TABLE))
+
+
+def query_frames(sql: str, params: dict[str, object] | None = None, **frames: Lines) -> pd.DataFrame:
+    """Run ``sql`` with ``frames`` visible under their keyword names.
+
+    DataFrames alone are registered on a fresh in-memory DuckDB connection. When some frames are
+    :class:`StoredTable`, the query runs on their connection instead (DataFrames are registered there too);
+    the names are unregistered afterwards, so the connection is left as it was.
+
+    Args:
+        sql: A DuckDB query referring to the frames by their keyword names.
         params: Named parameters bound into the query (never formatted into the SQL text).
-        **frames: DataFrames to register under their keyword names.
+        **frames: DataFrames, or tables of one DuckDB connection, by the name the query uses.
 
     Returns:
         The query result as a pandas DataFrame.
+
+    Raises:
+        ValueError: If stored tables of different connections are mixed.
     """
-    with duckdb.connect() as con:
+    connections = {id(f.connection): f.connection for f in frames.values() if isinstance(f, StoredTable)}
+    if len(connections) > 1:
+        raise ValueError("stored tables queried together must share one connection")
+    if not connections:
+        with duckdb.connect() as con:
+            for name, frame in frames.items():
+                con.register(name, frame)
+            return con.execute(sql, params or {}).df()
+    (con,) = connections.values()
+    registered: list[str] = []
+    try:
         for name, frame in frames.items():
-            con.register(name, frame)
+            con.register(name, con.table(frame.name) if isinstance(frame, StoredTable) else frame)
+            registered.append(name)
         return con.execute(sql, params or {}).df()
+    finally:
+        for name in registered:
+            con.unregister(name)
 
 
 def _empty_rejected() -> pd.DataFrame:
@@ -75,7 +141,22 @@ def _as_ns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame.assign(**{c: frame[c].astype("datetime64[ns]") for c in columns})
 
 
-def product_cancellations(cleaned: pd.DataFrame, rejected: pd.DataFrame | None) -> pd.DataFrame:
+def invoice_date_range(cleaned: Lines) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Return the first and the last invoice date of the lines.
+
+    Args:
+        cleaned: ``staging.cleaned_transactions``.
+
+    Returns:
+        ``(min(invoice_date), max(invoice_date))``; both ``NaT`` when there are no lines.
+    """
+    first, last = query_frames(
+        "SELECT min(invoice_date) AS first_date, max(invoice_date) AS last_date FROM cleaned", cleaned=cleaned
+    ).iloc[0]
+    return pd.Timestamp(first), pd.Timestamp(last)
+
+
+def product_cancellations(cleaned: Lines, rejected: Lines | None) -> pd.DataFrame:
     """Return the cancelled product lines (the returns) as positive quantities and values.
 
     Args:
@@ -97,7 +178,7 @@ def product_cancellations(cleaned: pd.DataFrame, rejected: pd.DataFrame | None) 
     return _as_ns(out, ["invoice_date"]).astype({"customer_id": "Int64", "returned_quantity": "int64"})
 
 
-def monthly_sales(cleaned: pd.DataFrame, rejected: pd.DataFrame | None = None) -> pd.DataFrame:
+def monthly_sales(cleaned: Lines, rejected: Lines | None = None) -> pd.DataFrame:
     """Summarise sales, customers and returns per calendar month.
 
     ``new_customers`` are registered customers whose first purchase *in the data* falls in the month, so in
@@ -169,7 +250,7 @@ def monthly_sales(cleaned: pd.DataFrame, rejected: pd.DataFrame | None = None) -
     return _as_ns(out, ["month"]).astype({c: "int64" for c in ints})
 
 
-def country_sales(cleaned: pd.DataFrame) -> pd.DataFrame:
+def country_sales(cleaned: Lines) -> pd.DataFrame:
     """Summarise sales per country, ranked by revenue.
 
     Args:
@@ -197,7 +278,7 @@ def country_sales(cleaned: pd.DataFrame) -> pd.DataFrame:
     return out.astype({"customers": "int64", "invoices": "int64", "lines": "int64", "revenue_rank": "int64"})
 
 
-def top_products(cleaned: pd.DataFrame, rejected: pd.DataFrame | None = None) -> pd.DataFrame:
+def top_products(cleaned: Lines, rejected: Lines | None = None) -> pd.DataFrame:
     """Rank every sold product by revenue, with its returns.
 
     ``description`` is the most frequent non-null description of the code among sold lines (ties broken
@@ -260,7 +341,7 @@ def top_products(cleaned: pd.DataFrame, rejected: pd.DataFrame | None = None) ->
     return out.astype({c: "int64" for c in ints}).astype({"description": "object"})
 
 
-def cohort_retention(cleaned: pd.DataFrame) -> pd.DataFrame:
+def cohort_retention(cleaned: Lines) -> pd.DataFrame:
     """Monthly retention of acquisition cohorts, in long form.
 
     A customer's cohort is the month of their first purchase in the data; they are active in a month when

@@ -193,25 +193,39 @@ WHERE rule_rank <= {top_rules}
 _PRODUCT_360 = """
 WITH reference AS (
     SELECT CAST(max(invoice_date) AS DATE) + 1 AS reference_date FROM staging.cleaned_transactions
-), sales AS (
+), bounds AS (
+    SELECT reference_date,
+           CAST(reference_date - {window} AS TIMESTAMP) AS recent_start,
+           CAST(reference_date - 2 * {window} AS TIMESTAMP) AS previous_start
+    FROM reference
+), lifetime AS (
+    SELECT stock_code, min(invoice_date) AS first_sale_date, max(invoice_date) AS last_sale_date
+    FROM staging.cleaned_transactions
+    GROUP BY stock_code
+), windows AS (
+    -- Only the lines of the two windows are grouped (and their invoices counted distinct).
     SELECT
         t.stock_code,
-        min(t.invoice_date) AS first_sale_date,
-        max(t.invoice_date) AS last_sale_date,
-        date_diff('day', CAST(max(t.invoice_date) AS DATE), any_value(ref.reference_date))
-            AS days_since_last_sale,
-        round(coalesce(sum(t.revenue) FILTER (
-            WHERE t.invoice_date >= ref.reference_date - {window}), 0), 2) AS revenue_last_90d,
-        round(coalesce(sum(t.revenue) FILTER (
-            WHERE t.invoice_date >= ref.reference_date - 2 * {window}
-              AND t.invoice_date < ref.reference_date - {window}), 0), 2) AS revenue_previous_90d,
-        count(DISTINCT t.invoice) FILTER (
-            WHERE t.invoice_date >= ref.reference_date - {window}) AS invoices_last_90d,
-        count(DISTINCT t.invoice) FILTER (
-            WHERE t.invoice_date >= ref.reference_date - 2 * {window}
-              AND t.invoice_date < ref.reference_date - {window}) AS invoices_previous_90d
-    FROM staging.cleaned_transactions AS t, reference AS ref
+        sum(t.revenue) FILTER (WHERE t.invoice_date >= b.recent_start) AS revenue_last,
+        sum(t.revenue) FILTER (WHERE t.invoice_date < b.recent_start) AS revenue_previous,
+        count(DISTINCT t.invoice) FILTER (WHERE t.invoice_date >= b.recent_start) AS invoices_last,
+        count(DISTINCT t.invoice) FILTER (WHERE t.invoice_date < b.recent_start) AS invoices_previous
+    FROM staging.cleaned_transactions AS t, bounds AS b
+    WHERE t.invoice_date >= b.previous_start
     GROUP BY t.stock_code
+), sales AS (
+    SELECT
+        l.stock_code,
+        l.first_sale_date,
+        l.last_sale_date,
+        date_diff('day', CAST(l.last_sale_date AS DATE), b.reference_date) AS days_since_last_sale,
+        round(coalesce(w.revenue_last, 0), 2) AS revenue_last_90d,
+        round(coalesce(w.revenue_previous, 0), 2) AS revenue_previous_90d,
+        coalesce(w.invoices_last, 0) AS invoices_last_90d,
+        coalesce(w.invoices_previous, 0) AS invoices_previous_90d
+    FROM lifetime AS l
+    CROSS JOIN bounds AS b
+    LEFT JOIN windows AS w USING (stock_code)
 ), bundles AS (
     SELECT stock_code, count(*) AS bundles, list(bundle_id ORDER BY bundle_id) AS bundle_ids,
            max(lift) AS best_bundle_lift
@@ -548,8 +562,8 @@ def view_profile(connection: duckdb.DuckDBPyConnection, view: MartView) -> dict[
         ``{"rows": ..., "duplicate_keys": ...}``; ``duplicate_keys`` is 0 when the key is unique.
     """
     key = ", ".join(f'"{column}"' for column in view.key)
+    # One pass over the view; a row value is never null, so keys with nulls are counted like SELECT DISTINCT.
     rows, distinct = connection.execute(
-        f"SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT {key} FROM {view.qualified_name})) "
-        f"FROM {view.qualified_name}"
+        f"SELECT count(*), count(DISTINCT row({key})) FROM {view.qualified_name}"
     ).fetchall()[0]
     return {"rows": int(rows), "duplicate_keys": int(rows - distinct)}

@@ -32,6 +32,8 @@ windows; as a ranking it is the recency-only ranking (AUC), and its probabilitie
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -41,8 +43,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from pipeline.customers import default_reference_date
-from pipeline.eda import product_cancellations, query_frames
+from pipeline.eda import Lines, invoice_date_range, product_cancellations, query_frames
 
 UK = "United Kingdom"
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -81,17 +82,35 @@ _GLM_LOG_COLUMNS: tuple[str, ...] = (
 _GLM_SHARE_COLUMNS: tuple[str, ...] = ("spend_last_90d_share", "q4_spend_share", "is_uk")
 CALIBRATION_BINS = 10
 
+# A customer's lines summarised once per invoice (and per product), so that the five windows of
+# ``evaluate_and_predict`` group tens of thousands of invoices instead of re-reading every line. Summing
+# revenue per invoice first changes sums only in the last bits, and money features are rounded to pence.
+_INVOICES_SQL = """
+    SELECT customer_id, invoice, invoice_date,
+           count(*) AS lines,
+           count(*) FILTER (WHERE country = $uk) AS uk_lines,
+           sum(revenue) AS revenue
+    FROM cleaned
+    WHERE customer_id IS NOT NULL
+    GROUP BY customer_id, invoice, invoice_date
+"""
+_FIRST_PURCHASES_SQL = """
+    SELECT customer_id, min(invoice_date) AS first_bought
+    FROM cleaned
+    WHERE customer_id IS NOT NULL AND stock_code IS NOT NULL
+    GROUP BY customer_id, stock_code
+"""
+
 _FEATURES_SQL = """
-    WITH lines AS (
-        SELECT customer_id, invoice, stock_code, invoice_date, CAST(invoice_date AS DATE) AS day, revenue,
-               country
-        FROM cleaned
-        WHERE customer_id IS NOT NULL AND invoice_date < $as_of
+    WITH bought AS (
+        SELECT customer_id, invoice, invoice_date, CAST(invoice_date AS DATE) AS day, lines, uk_lines, revenue
+        FROM invoices
+        WHERE invoice_date < $as_of
     ),
     days AS (
         SELECT customer_id, day,
                datediff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day) AS gap
-        FROM (SELECT DISTINCT customer_id, day FROM lines)
+        FROM (SELECT DISTINCT customer_id, day FROM bought)
     ),
     gaps AS (
         SELECT customer_id, count(*) AS purchase_days, avg(gap) AS mean_gap_days,
@@ -104,20 +123,25 @@ _FEATURES_SQL = """
         WHERE customer_id IS NOT NULL AND invoice_date < $as_of
         GROUP BY customer_id
     ),
+    products AS (
+        SELECT customer_id, count(*) AS distinct_products
+        FROM first_purchases
+        WHERE first_bought < $as_of
+        GROUP BY customer_id
+    ),
     base AS (
         SELECT
             customer_id,
             min(day) AS first_day,
             max(day) AS last_day,
             count(DISTINCT invoice) AS frequency,
-            count(*) AS lines,
+            CAST(sum(lines) AS BIGINT) AS lines,
             round(sum(revenue), 2) AS monetary,
-            count(DISTINCT stock_code) AS distinct_products,
             round(sum(CASE WHEN invoice_date >= $recent_start THEN revenue ELSE 0 END), 2) AS spend_last_90d,
             count(DISTINCT CASE WHEN invoice_date >= $recent_start THEN invoice END) AS invoices_last_90d,
             round(sum(CASE WHEN month(invoice_date) >= 10 THEN revenue ELSE 0 END), 2) AS q4_spend,
-            avg(CASE WHEN country = $uk THEN 1.0 ELSE 0.0 END) AS uk_line_share
-        FROM lines GROUP BY customer_id
+            sum(uk_lines) / sum(lines) AS uk_line_share
+        FROM bought GROUP BY customer_id
     )
     SELECT
         b.customer_id,
@@ -131,7 +155,7 @@ _FEATURES_SQL = """
         CASE WHEN g.purchase_days >= 2 THEN g.std_gap_days END AS std_gap_days,
         b.monetary / b.frequency AS avg_basket_value,
         b.lines / b.frequency AS avg_lines_per_invoice,
-        b.distinct_products,
+        coalesce(p.distinct_products, 0) AS distinct_products,
         coalesce(r.returns_value, 0) / b.monetary AS return_rate,
         b.spend_last_90d,
         b.invoices_last_90d,
@@ -140,14 +164,41 @@ _FEATURES_SQL = """
         b.uk_line_share > 0.5 AS is_uk
     FROM base AS b
     JOIN gaps AS g USING (customer_id)
+    LEFT JOIN products AS p USING (customer_id)
     LEFT JOIN returns AS r USING (customer_id)
     ORDER BY b.customer_id
 """
 
+_LABELS_SQL = """
+    SELECT customer_id,
+           bool_or(invoice_date >= $start) AS bought,
+           round(sum(CASE WHEN invoice_date >= $start THEN revenue ELSE 0 END), 2) AS revenue
+    FROM invoices
+    WHERE invoice_date < $stop
+    GROUP BY customer_id
+    HAVING min(invoice_date) < $start
+    ORDER BY customer_id
+"""
+
+
+class _History(NamedTuple):
+    """Registered customers' lines at the grain the features and labels need, for any cut-off."""
+
+    invoices: pd.DataFrame
+    first_purchases: pd.DataFrame
+
+
+def _history(cleaned: Lines) -> _History:
+    """Summarise ``cleaned`` per customer invoice (lines, UK lines, revenue) and per customer product."""
+    return _History(
+        invoices=query_frames(_INVOICES_SQL, {"uk": UK}, cleaned=cleaned),
+        first_purchases=query_frames(_FIRST_PURCHASES_SQL, cleaned=cleaned),
+    )
+
 
 def build_features(
-    cleaned: pd.DataFrame,
-    rejected: pd.DataFrame | None,
+    cleaned: Lines,
+    rejected: Lines | None,
     *,
     as_of: pd.Timestamp,
     recent_days: int = 90,
@@ -183,18 +234,21 @@ def build_features(
         One row per customer with at least one line before ``as_of``, ordered by ``customer_id``:
         ``customer_id`` and the ``FEATURE_COLUMNS`` (columns of ``schemas_customers.CustomerFeatures``).
     """
-    return _features(cleaned, product_cancellations(cleaned, rejected), as_of=as_of, recent_days=recent_days)
+    return _features(
+        _history(cleaned), product_cancellations(cleaned, rejected), as_of=as_of, recent_days=recent_days
+    )
 
 
 def _features(
-    cleaned: pd.DataFrame, cancellations: pd.DataFrame, *, as_of: pd.Timestamp, recent_days: int
+    history: _History, cancellations: pd.DataFrame, *, as_of: pd.Timestamp, recent_days: int
 ) -> pd.DataFrame:
-    """``build_features`` with the product cancellations already extracted (shared across windows)."""
+    """``build_features`` from the history and product cancellations shared by every window."""
     as_of = pd.Timestamp(as_of)
     out = query_frames(
         _FEATURES_SQL,
-        {"as_of": as_of, "recent_start": as_of - pd.Timedelta(days=recent_days), "uk": UK},
-        cleaned=cleaned,
+        {"as_of": as_of, "recent_start": as_of - pd.Timedelta(days=recent_days)},
+        invoices=history.invoices,
+        first_purchases=history.first_purchases,
         cancellations=cancellations,
     )
     ints = [
@@ -210,7 +264,7 @@ def _features(
     return out.astype({c: "int64" for c in ints} | {"is_uk": "bool"})
 
 
-def labels(cleaned: pd.DataFrame, *, start: pd.Timestamp, horizon_days: int = 90) -> pd.DataFrame:
+def labels(cleaned: Lines, *, start: pd.Timestamp, horizon_days: int = 90) -> pd.DataFrame:
     """Label whether and how much each known customer buys in ``[start, start + horizon_days)``.
 
     The population is the customers with at least one line before ``start``, the same customers that
@@ -226,41 +280,38 @@ def labels(cleaned: pd.DataFrame, *, start: pd.Timestamp, horizon_days: int = 90
         ``customer_id``, ``bought`` (bool) and ``revenue`` (GBP, 0 when not bought), ordered by
         ``customer_id``.
     """
+    invoices = query_frames(_INVOICES_SQL, {"uk": UK}, cleaned=cleaned)
+    return _labels(invoices, start=start, horizon_days=horizon_days)
+
+
+def _labels(invoices: pd.DataFrame, *, start: pd.Timestamp, horizon_days: int) -> pd.DataFrame:
+    """``labels`` from the per-invoice history."""
     start = pd.Timestamp(start)
-    sql = """
-        SELECT customer_id,
-               bool_or(invoice_date >= $start) AS bought,
-               round(sum(CASE WHEN invoice_date >= $start THEN revenue ELSE 0 END), 2) AS revenue
-        FROM cleaned
-        WHERE customer_id IS NOT NULL AND invoice_date < $stop
-        GROUP BY customer_id
-        HAVING min(invoice_date) < $start
-        ORDER BY customer_id
-    """
     out = query_frames(
-        sql, {"start": start, "stop": start + pd.Timedelta(days=horizon_days)}, cleaned=cleaned
+        _LABELS_SQL, {"start": start, "stop": start + pd.Timedelta(days=horizon_days)}, invoices=invoices
     )
     return out.astype({"customer_id": "int64", "bought": "bool", "revenue": "float64"})
 
 
 def _cutoffs(
-    cleaned: pd.DataFrame, *, last_cutoff: pd.Timestamp, horizon_days: int, windows: int, step_days: int
+    first_date: pd.Timestamp, *, last_cutoff: pd.Timestamp, horizon_days: int, windows: int, step_days: int
 ) -> list[pd.Timestamp]:
     """Cut-offs ``last_cutoff - j * step_days`` for j < ``windows``.
 
-    Cut-offs leaving less than ``horizon_days`` of history before them are dropped, except the first.
+    Cut-offs leaving less than ``horizon_days`` of history after ``first_date`` (the first invoice date) are
+    dropped, except the first.
     """
-    earliest = pd.Timestamp(cleaned["invoice_date"].min()).normalize() + pd.Timedelta(days=horizon_days)
+    earliest = first_date.normalize() + pd.Timedelta(days=horizon_days)
     cutoffs = [last_cutoff - pd.Timedelta(days=j * step_days) for j in range(windows)]
     return [cutoffs[0]] + [c for c in cutoffs[1:] if c >= earliest]
 
 
 def _labelled_window(
-    cleaned: pd.DataFrame, cancellations: pd.DataFrame, *, as_of: pd.Timestamp, horizon_days: int
+    history: _History, cancellations: pd.DataFrame, *, as_of: pd.Timestamp, horizon_days: int
 ) -> pd.DataFrame:
     """Features as of ``as_of`` joined with the labels of the following ``horizon_days``."""
-    features = _features(cleaned, cancellations, as_of=as_of, recent_days=horizon_days)
-    target = labels(cleaned, start=as_of, horizon_days=horizon_days)
+    features = _features(history, cancellations, as_of=as_of, recent_days=horizon_days)
+    target = _labels(history.invoices, start=as_of, horizon_days=horizon_days)
     return features.merge(target, on="customer_id", how="left", validate="1:1")
 
 
@@ -400,8 +451,8 @@ def _evaluate(
 
 
 def evaluate_and_predict(
-    cleaned: pd.DataFrame,
-    rejected: pd.DataFrame | None,
+    cleaned: Lines,
+    rejected: Lines | None,
     *,
     reference_date: pd.Timestamp | None = None,
     horizon_days: int = 90,
@@ -441,27 +492,28 @@ def evaluate_and_predict(
     Raises:
         ValueError: If the training window has customers of only one class.
     """
+    first, last = invoice_date_range(cleaned)
     reference = (
-        default_reference_date(cleaned)
+        last.normalize() + pd.Timedelta(days=1)
         if reference_date is None
         else pd.Timestamp(reference_date).normalize()
     )
     horizon = pd.Timedelta(days=horizon_days)
     test_cutoff = reference - horizon
     cancellations = product_cancellations(cleaned, rejected)
+    history = _history(cleaned)
     spacing = {"horizon_days": horizon_days, "windows": training_windows, "step_days": window_step_days}
-    train_cutoffs = _cutoffs(cleaned, last_cutoff=test_cutoff - horizon, **spacing)
-    latest_cutoffs = _cutoffs(cleaned, last_cutoff=test_cutoff, **spacing)
+    train_cutoffs = _cutoffs(first, last_cutoff=test_cutoff - horizon, **spacing)
+    latest_cutoffs = _cutoffs(first, last_cutoff=test_cutoff, **spacing)
     # The stacks overlap (the test window is also the newest production training window): build each once.
     window = {
-        cutoff: _labelled_window(cleaned, cancellations, as_of=cutoff, horizon_days=horizon_days)
+        cutoff: _labelled_window(history, cancellations, as_of=cutoff, horizon_days=horizon_days)
         for cutoff in sorted(set(train_cutoffs) | set(latest_cutoffs))
     }
     train = pd.concat([window[c] for c in train_cutoffs], ignore_index=True)
     test = window[test_cutoff]
     latest = pd.concat([window[c] for c in latest_cutoffs], ignore_index=True)
     if train["bought"].nunique() < 2 or latest["bought"].nunique() < 2:
-        first, last = cleaned["invoice_date"].min(), cleaned["invoice_date"].max()
         raise ValueError(
             "every training window set needs both buyers and non-buyers: the model learns from customers "
             f"seen before a cut-off who do or do not buy in the {horizon_days} days after it, and is tested "
@@ -490,7 +542,7 @@ def evaluate_and_predict(
             },
         )
         final = HurdleModel(random_state=random_state).fit(latest)
-        scored = final.predict(_features(cleaned, cancellations, as_of=reference, recent_days=horizon_days))
+        scored = final.predict(_features(history, cancellations, as_of=reference, recent_days=horizon_days))
 
     evaluation = pd.DataFrame(rows).assign(cutoff_date=test_cutoff)
     evaluation = evaluation[["target", "model", "metric", "value", "n_customers", "cutoff_date"]]

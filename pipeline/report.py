@@ -2,7 +2,8 @@
 
 What belongs here: the SQL that reads what the report shows from the warehouse (:func:`load_report_data`), and
 the rendering of those frames into HTML (:func:`render_report`), with the figures of ``pipeline.plots_*``
-embedded as base64 PNG so the file can be mailed or opened offline. No Dagster imports (the asset in
+embedded as base64 PNG so the file can be mailed or opened offline (figures already drawn elsewhere from the
+same tables can be passed in ready-made instead of being drawn twice). No Dagster imports (the asset in
 ``assets.report`` writes the file) and no analytics: every number comes from a warehouse table or view.
 """
 
@@ -30,6 +31,22 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("svd", "Customer x product SVD"),
     ("recommender", "Recommendations"),
     ("inventory", "Inventory: slow movers"),
+)
+
+# The figures of the report, by name, in page order.
+FIGURES: tuple[str, ...] = (
+    "monthly_sales",
+    "country_sales",
+    "cohort_retention",
+    "rfm_distributions",
+    "segment_summary",
+    "model_selection",
+    "cluster_scatter",
+    "calibration",
+    "rules_scatter",
+    "product_network",
+    "svd_variance",
+    "recommender_metrics",
 )
 
 REPORT_QUERIES: dict[str, str] = {
@@ -73,7 +90,9 @@ REPORT_QUERIES: dict[str, str] = {
         ORDER BY expected_value DESC NULLS LAST, customer_id
         LIMIT 10
     """,
-    "rules": "SELECT * FROM analytics.association_rules ORDER BY rule_id",
+    # Only the all-countries rules are plotted and described; the per-country ones are only counted.
+    "rules": "SELECT * FROM analytics.association_rules WHERE country IS NULL ORDER BY rule_id",
+    "country_rules": "SELECT count(*) AS rules FROM analytics.association_rules WHERE country IS NOT NULL",
     "top_rules": """
         SELECT if_bought, then_bought, support, confidence, lift
         FROM marts.top_rules WHERE country IS NULL ORDER BY rule_rank LIMIT 10
@@ -158,6 +177,20 @@ def figure_to_data_uri(fig: Figure, *, dpi: int = 80) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class _Plots:
+    """Data URIs of the report's figures: the ready-made one when given, else drawn at ``dpi``."""
+
+    def __init__(self, ready: Mapping[str, str], dpi: int) -> None:
+        unknown = set(ready) - set(FIGURES)
+        if unknown:
+            raise ValueError(f"unknown report figures {sorted(unknown)}; known: {FIGURES}")
+        self.ready = ready
+        self.dpi = dpi
+
+    def __call__(self, name: str, draw: Callable[[], Figure]) -> str:
+        return self.ready.get(name) or figure_to_data_uri(draw(), dpi=self.dpi)
 
 
 def load_report_data(connection: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
@@ -269,7 +302,7 @@ def _overview(data: Mapping[str, pd.DataFrame]) -> str:
     return cards + _paragraph(text)
 
 
-def _eda(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
+def _eda(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
     monthly, countries = data["monthly"], data["countries"]
     best = monthly.loc[monthly["revenue"].idxmax()]
     top = countries.iloc[0]
@@ -282,11 +315,11 @@ def _eda(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
         [
             _paragraph(text),
             _figure(
-                figure_to_data_uri(plots_customers.monthly_sales_figure(monthly), dpi=dpi),
+                plots("monthly_sales", lambda: plots_customers.monthly_sales_figure(monthly)),
                 "Monthly revenue and average basket, new vs returning customers, cancellation rate.",
             ),
             _figure(
-                figure_to_data_uri(plots_customers.country_sales_figure(countries), dpi=dpi),
+                plots("country_sales", lambda: plots_customers.country_sales_figure(countries)),
                 "Revenue by country (log scale) with each country's share.",
             ),
             "<h3>Top products by revenue</h3>",
@@ -302,14 +335,14 @@ def _eda(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
                 },
             ),
             _figure(
-                figure_to_data_uri(plots_customers.cohort_heatmap_figure(data["cohorts"]), dpi=dpi),
+                plots("cohort_retention", lambda: plots_customers.cohort_heatmap_figure(data["cohorts"])),
                 "Share of each monthly acquisition cohort buying again in later months.",
             ),
         ]
     )
 
 
-def _rfm(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
+def _rfm(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
     overview = data["segment_overview"]
     leader = overview.iloc[0] if len(overview) else None
     text = (
@@ -325,11 +358,14 @@ def _rfm(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
         [
             _paragraph(text),
             _figure(
-                figure_to_data_uri(plots_customers.rfm_distributions_figure(data["rfm"]), dpi=dpi),
+                plots("rfm_distributions", lambda: plots_customers.rfm_distributions_figure(data["rfm"])),
                 "Distributions of recency, frequency and monetary value, and segment sizes.",
             ),
             _figure(
-                figure_to_data_uri(plots_customers.segment_summary_figure(data["segment_summary"]), dpi=dpi),
+                plots(
+                    "segment_summary",
+                    lambda: plots_customers.segment_summary_figure(data["segment_summary"]),
+                ),
                 "Each segment's share of customers and of revenue.",
             ),
             _table(
@@ -348,7 +384,7 @@ def _rfm(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
     )
 
 
-def _clusters(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
+def _clusters(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
     profiles = data["cluster_profiles"]
     kmeans = profiles[profiles["model"] == "kmeans"]
     k = len(kmeans)
@@ -366,15 +402,18 @@ def _clusters(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
         [
             _paragraph(text),
             _figure(
-                figure_to_data_uri(
-                    plots_customers.model_selection_figure(data["model_selection"], chosen_k=k or None),
-                    dpi=dpi,
+                plots(
+                    "model_selection",
+                    lambda: plots_customers.model_selection_figure(
+                        data["model_selection"], chosen_k=k or None
+                    ),
                 ),
                 "Model-selection curves against k; the dashed line marks the chosen k.",
             ),
             _figure(
-                figure_to_data_uri(
-                    plots_customers.cluster_scatter_figure(data["rfm"], data["clusters"], profiles), dpi=dpi
+                plots(
+                    "cluster_scatter",
+                    lambda: plots_customers.cluster_scatter_figure(data["rfm"], data["clusters"], profiles),
                 ),
                 "Customers by recency, frequency and spend, coloured by k-means cluster.",
             ),
@@ -395,7 +434,7 @@ def _clusters(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
     )
 
 
-def _predictions(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
+def _predictions(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
     evaluation = data["prediction_evaluation"]
     headline = evaluation[~evaluation["metric"].str.startswith("calibration")]
     table = headline.pivot_table(index=["target", "metric"], columns="model", values="value").reset_index()
@@ -417,7 +456,7 @@ def _predictions(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
             _paragraph(text),
             _table(table, columns),
             _figure(
-                figure_to_data_uri(plots_customers.calibration_figure(evaluation), dpi=dpi),
+                plots("calibration", lambda: plots_customers.calibration_figure(evaluation)),
                 "Calibration of the purchase probability on the holdout window.",
             ),
             "<h3>Customers with the highest expected value</h3>",
@@ -438,20 +477,20 @@ def _predictions(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
     )
 
 
-def _rules(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
+def _rules(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
     rules = data["rules"]
-    overall = rules[rules["country"].isna()]
+    country_rules = int(data["country_rules"]["rules"].iloc[0])
     text = (
-        f"{_int(len(overall))} rules over all countries "
-        f"({_int((~overall['is_redundant'].astype(bool)).sum())} non-redundant), "
-        f"{_int(len(rules) - len(overall))} more for single countries. Bundles are the products of the "
+        f"{_int(len(rules))} rules over all countries "
+        f"({_int((~rules['is_redundant'].astype(bool)).sum())} non-redundant), "
+        f"{_int(country_rules)} more for single countries. Bundles are the products of the "
         "strongest non-redundant rules."
     )
     return "".join(
         [
             _paragraph(text),
             _figure(
-                figure_to_data_uri(plots_baskets.rules_scatter(rules), dpi=dpi),
+                plots("rules_scatter", lambda: plots_baskets.rules_scatter(rules)),
                 "Rules by support and confidence, coloured by lift (all countries).",
             ),
             "<h3>Strongest rules</h3>",
@@ -480,7 +519,7 @@ def _rules(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
     )
 
 
-def _network(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
+def _network(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
     edges, centrality = data["product_edges"], data["product_centrality"]
     customers = data["customer_network"].iloc[0]
     descriptions = dict(
@@ -496,9 +535,11 @@ def _network(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
         [
             _paragraph(text),
             _figure(
-                figure_to_data_uri(
-                    plots_baskets.product_network_figure(edges, centrality, descriptions=descriptions),
-                    dpi=dpi,
+                plots(
+                    "product_network",
+                    lambda: plots_baskets.product_network_figure(
+                        edges, centrality, descriptions=descriptions
+                    ),
                 ),
                 "The core of the product network, coloured by community.",
             ),
@@ -518,7 +559,7 @@ def _network(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
     )
 
 
-def _svd(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
+def _svd(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
     variance = data["svd"]
     total = variance["cumulative_explained_variance_ratio"].iloc[-1] if len(variance) else float("nan")
     text = (
@@ -529,7 +570,7 @@ def _svd(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
         [
             _paragraph(text),
             _figure(
-                figure_to_data_uri(plots_recommend.explained_variance_figure(variance), dpi=dpi),
+                plots("svd_variance", lambda: plots_recommend.explained_variance_figure(variance)),
                 "Variance explained per component and cumulatively.",
             ),
             _table(
@@ -545,7 +586,7 @@ def _svd(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
     )
 
 
-def _recommender(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
+def _recommender(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
     metrics = data["recommender_evaluation"]
     parts = []
     for setting in ("any", "new_only"):
@@ -561,7 +602,7 @@ def _recommender(data: Mapping[str, pd.DataFrame], dpi: int) -> str:
         [
             _paragraph(text),
             _figure(
-                figure_to_data_uri(plots_recommend.recommender_metrics_figure(metrics), dpi=dpi),
+                plots("recommender_metrics", lambda: plots_recommend.recommender_metrics_figure(metrics)),
                 "Holdout metrics of every model in both settings.",
             ),
             _table(
@@ -629,6 +670,7 @@ def render_report(
     generated_at: pd.Timestamp,
     title: str = "Customer intelligence report",
     dpi: int = 80,
+    figures: Mapping[str, str] | None = None,
 ) -> str:
     """Render the report as one self-contained HTML document.
 
@@ -636,21 +678,28 @@ def render_report(
         data: The frames of :func:`load_report_data`.
         generated_at: Timestamp printed under the title.
         title: Page title.
-        dpi: Resolution of the embedded plots.
+        dpi: Resolution of the plots drawn here.
+        figures: Ready-made PNG data URIs by name of :data:`FIGURES`, embedded instead of drawing those
+            figures again (matplotlib is most of the cost of a report); they must show what the report
+            would draw from ``data``.
 
     Returns:
         The HTML text; images are inline ``data:`` URIs, styles inline, no external requests.
+
+    Raises:
+        ValueError: If ``figures`` names a figure the report does not have.
     """
+    plots = _Plots(figures or {}, dpi)
     bodies = {
         "overview": _overview(data),
-        "eda": _eda(data, dpi),
-        "rfm": _rfm(data, dpi),
-        "clusters": _clusters(data, dpi),
-        "predictions": _predictions(data, dpi),
-        "rules": _rules(data, dpi),
-        "network": _network(data, dpi),
-        "svd": _svd(data, dpi),
-        "recommender": _recommender(data, dpi),
+        "eda": _eda(data, plots),
+        "rfm": _rfm(data, plots),
+        "clusters": _clusters(data, plots),
+        "predictions": _predictions(data, plots),
+        "rules": _rules(data, plots),
+        "network": _network(data, plots),
+        "svd": _svd(data, plots),
+        "recommender": _recommender(data, plots),
         "inventory": _inventory(data),
     }
     contents = "".join(f'<li><a href="#{key}">{html.escape(heading)}</a></li>' for key, heading in SECTIONS)

@@ -124,6 +124,49 @@ def test_slow_movers_follow_the_documented_rule(conn):
     assert view.sort_index().to_dict() == expected.sort_index().to_dict()
 
 
+def test_product_360_sales_windows_match_pandas(conn):
+    sales = conn.execute(
+        "SELECT stock_code, invoice, invoice_date, revenue FROM staging.cleaned_transactions"
+    ).df()
+    reference = sales["invoice_date"].max().normalize() + pd.Timedelta(days=1)
+    recent = sales["invoice_date"] >= reference - pd.Timedelta(days=90)
+    previous = (sales["invoice_date"] >= reference - pd.Timedelta(days=180)) & ~recent
+    by_code = sales.groupby("stock_code")
+    expected = pd.DataFrame(
+        {
+            "first_sale_date": by_code["invoice_date"].min(),
+            "last_sale_date": by_code["invoice_date"].max(),
+            "days_since_last_sale": (reference - by_code["invoice_date"].max().dt.normalize()).dt.days,
+            "revenue_last_90d": sales[recent].groupby("stock_code")["revenue"].sum(),
+            "revenue_previous_90d": sales[previous].groupby("stock_code")["revenue"].sum(),
+            "invoices_last_90d": sales[recent].groupby("stock_code")["invoice"].nunique(),
+            "invoices_previous_90d": sales[previous].groupby("stock_code")["invoice"].nunique(),
+        }
+    ).fillna(0)
+    view = conn.execute(f"SELECT stock_code, {', '.join(expected.columns)} FROM marts.product_360").df()
+    view = view.set_index("stock_code").sort_index()
+    expected = expected.loc[view.index]
+    for column in ("first_sale_date", "last_sale_date", "days_since_last_sale", "invoices_last_90d",
+                   "invoices_previous_90d"):
+        assert (view[column] == expected[column]).all(), column
+    for column in ("revenue_last_90d", "revenue_previous_90d"):
+        np.testing.assert_allclose(view[column], expected[column], atol=0.005 + 1e-9)
+
+
+def test_view_profile_counts_duplicate_keys_like_select_distinct():
+    view = marts.MartView(name="v", description="x", key=("a", "b"), sql="", sources=())
+    with duckdb.connect() as connection:
+        connection.execute("CREATE SCHEMA marts")
+        connection.execute(
+            "CREATE VIEW marts.v AS SELECT * FROM (VALUES (1, 'x'), (1, 'x'), (1, NULL), (NULL, NULL), "
+            "(NULL, NULL), (2, 'y')) AS t(a, b)"
+        )
+        distinct = connection.execute("SELECT count(*) FROM (SELECT DISTINCT a, b FROM marts.v)").fetchall()
+        distinct = distinct[0][0]
+        assert marts.view_profile(connection, view) == {"rows": 6, "duplicate_keys": 6 - distinct}
+        assert distinct == 4
+
+
 def test_product_360_lists_the_bundles_of_each_product(conn):
     bundles = conn.execute("SELECT bundle_id, items FROM analytics.product_bundles").df().explode("items")
     expected = bundles.groupby("items")["bundle_id"].apply(sorted)

@@ -6,9 +6,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
-from assets.report import DEFAULT_REPORT, ReportConfig
+from assets.report import ASSET_PLOTS, DEFAULT_REPORT, REPORT_KEY, ReportConfig
 from pipeline import report
 from tests.assets.test_marts import materialized_warehouse
 
@@ -85,6 +86,33 @@ def test_report_numbers_come_from_the_warehouse(built, page):
     assert f">{invoices:,}<" in text and f">{customers:,}<" in text
     assert top_rule.replace("&", "&amp;") in text
     assert re.search(rf"\b{slow:,} products stalled", text)
+
+
+def test_report_reuses_the_plots_of_this_run(tmp_path_factory, page):
+    _, _, result = materialized_warehouse(tmp_path_factory)
+    (event,) = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == REPORT_KEY
+    ]
+    reused = set(event.materialization.metadata["reused_plots"].value)
+    assert set(ASSET_PLOTS) - {"rules_scatter", "svd_variance", "recommender_metrics"} <= reused
+    text, _ = page
+    for key, entry in [ASSET_PLOTS["cohort_retention"], ASSET_PLOTS["calibration"]]:
+        (upstream,) = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
+        uri = re.search(r"\((data:image/png;base64,[^)]+)\)", upstream.materialization.metadata[entry].value)
+        assert uri.group(1) in text
+
+
+def test_render_report_embeds_ready_figures_and_draws_the_rest(built):
+    database, _ = built
+    with duckdb.connect(database, read_only=True) as conn:
+        data = report.load_report_data(conn)
+    ready = {name: f"data:image/png;base64,{name}" for name in report.FIGURES if name != "calibration"}
+    text = report.render_report(data, generated_at=pd.Timestamp("2011-01-01"), figures=ready)
+    for uri in ready.values():
+        assert f'src="{uri}"' in text
+    assert text.count("data:image/png;base64,") == len(report.FIGURES)
+    with pytest.raises(ValueError, match="unknown report figures"):
+        report.render_report(data, generated_at=pd.Timestamp("2011-01-01"), figures={"pie": "x"})
 
 
 def test_report_path_is_configurable_and_defaults_to_the_reports_folder():

@@ -27,6 +27,16 @@ def test_sample_silhouette_equals_sklearn(seed, k):
     assert clustering.sample_silhouette(pairwise_distances(x), labels) == pytest.approx(expected, abs=1e-12)
 
 
+def test_sample_silhouettes_equal_one_product_per_labelling():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(120, 3))
+    distances = pairwise_distances(x)
+    labelings = [rng.integers(0, k, size=120) for k in (2, 3, 9)] + [np.where(x[:, 0] > 0, 7, -1)]
+    together = clustering.sample_silhouettes(distances, labelings)
+    one_by_one = [silhouette_score(x, labels) for labels in labelings]
+    np.testing.assert_allclose(together, one_by_one, rtol=0, atol=1e-12)
+
+
 def blobs(centers: int, seed: int = 0) -> pd.DataFrame:
     x, _ = make_blobs(n_samples=600, centers=centers, n_features=3, cluster_std=0.6, random_state=seed)
     return pd.DataFrame(x, columns=list(clustering.FEATURE_COLUMNS)).assign(customer_id=np.arange(len(x)))
@@ -60,6 +70,35 @@ def test_model_selection_is_repeatable_and_sample_bounded():
     # With a 100-customer sample the silhouette is an estimate; the other indices use everyone.
     assert not np.allclose(first["silhouette"], full["silhouette"])
     pd.testing.assert_series_equal(first["calinski_harabasz"], full["calinski_harabasz"])
+
+
+def test_mixtures_fitted_on_a_sample_are_scored_on_everyone():
+    features = blobs(4)
+    exact = clustering.model_selection(features, k_range=range(2, 6), mixture_sample=None)
+    # A sample at least as large as the data is the data.
+    pd.testing.assert_frame_equal(clustering.model_selection(features, k_range=range(2, 6)), exact)
+    sampled = clustering.model_selection(features, k_range=range(2, 6), mixture_sample=200)
+    ModelSelection.validate(sampled)
+    is_kmeans = sampled["model"] == "kmeans"
+    pd.testing.assert_frame_equal(sampled[is_kmeans], exact[is_kmeans])
+    assert not np.allclose(sampled.loc[~is_kmeans, "bic"], exact.loc[~is_kmeans, "bic"])
+    # On well separated blobs the sample finds the same structure: every covariance type's BIC is lowest
+    # at the true k, and within 2% of the all-customer fit there.
+    for table in (sampled, exact):
+        bic = table[table["model"] == "gmm"].pivot(index="k", columns="covariance_type", values="bic")
+        assert (bic.idxmin() == 4).all()
+    sampled_bic, exact_bic = (
+        t[(t["model"] == "gmm") & (t["k"] == 4)].set_index("covariance_type")["bic"] for t in (sampled, exact)
+    )
+    np.testing.assert_allclose(sampled_bic, exact_bic, rtol=0.02)
+    # The BIC of a mixture is that of its parameters on all customers, whatever they were fitted on.
+    gmm = GaussianMixture(n_components=4, covariance_type="full", random_state=0).fit(
+        features[list(clustering.FEATURE_COLUMNS)].to_numpy()
+    )
+    row = exact[(exact["model"] == "gmm") & (exact["k"] == 4) & (exact["covariance_type"] == "full")]
+    assert row["bic"].iloc[0] == pytest.approx(gmm.bic(features[list(clustering.FEATURE_COLUMNS)].to_numpy()))
+    with pytest.raises(ValueError, match="mixture_sample"):
+        clustering.model_selection(features, k_range=range(2, 6), mixture_sample=5)
 
 
 def test_choose_k_by_hand():

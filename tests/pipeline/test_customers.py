@@ -6,8 +6,9 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from pipeline import customers, plots_customers
+from pipeline import customers, eda, plots_customers
 from pipeline.schemas_customers import CustomerRfm, SegmentSummary
+from tests.pipeline.test_eda import warehouse_of
 
 # The documented grid, written out cell by cell (rows R = 5..1, columns FM = 1..5).
 GRID = {
@@ -107,6 +108,22 @@ def test_rfm_table_by_hand():
     assert rfm.loc[2, "returns_value"] == 0.0
     assert rfm.loc[1, "first_purchase_date"] == pd.Timestamp("2010-01-01")
     assert rfm.loc[1, "last_purchase_date"] == pd.Timestamp("2010-03-01")
+
+
+def test_rfm_table_reads_warehouse_tables_in_place():
+    cleaned = purchases(
+        [
+            (1, "a", "2010-01-01 09:00", 10.0),
+            (1, "b", "2010-03-01 18:30", 20.0),
+            (2, "c", "2010-03-09 10:00", 7.5),
+        ]
+    )
+    rejected = purchases([(1, "C1", "2010-03-02", 4.0)]).assign(quantity=-1, reason="cancellation")
+    with warehouse_of(cleaned, rejected) as con:
+        lines = eda.warehouse_lines(con)
+        stored = customers.rfm_table(lines.cleaned, rejected=lines.rejected)
+        assert customers.default_reference_date(lines.cleaned) == pd.Timestamp("2010-03-10")
+    pd.testing.assert_frame_equal(stored, customers.rfm_table(cleaned, rejected=rejected))
 
 
 def test_rfm_reference_date_and_missing_returns():

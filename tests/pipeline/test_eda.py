@@ -1,5 +1,7 @@
 import io
+from contextlib import contextmanager
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -196,6 +198,50 @@ def test_cohort_retention_keeps_zero_cells():
         }
     )
     pd.testing.assert_frame_equal(out, expected)
+
+
+@contextmanager
+def warehouse_of(cleaned: pd.DataFrame, rejected: pd.DataFrame):
+    """An in-memory DuckDB holding the frames as the two staging tables of the warehouse."""
+    with duckdb.connect() as con:
+        con.execute("CREATE SCHEMA staging")
+        for table, frame in (("cleaned_transactions", cleaned), ("rejected_rows", rejected)):
+            con.register("frame", frame)
+            con.execute(f"CREATE TABLE staging.{table} AS SELECT * FROM frame")
+            con.unregister("frame")
+        yield con
+
+
+def test_stored_tables_give_the_results_of_frames(small):
+    cleaned, rejected = small
+    with warehouse_of(cleaned, rejected) as con:
+        stored = eda.warehouse_lines(con)
+        for function, with_returns in (
+            (eda.monthly_sales, True),
+            (eda.top_products, True),
+            (eda.product_cancellations, True),
+            (eda.country_sales, False),
+            (eda.cohort_retention, False),
+        ):
+            frames = (cleaned, rejected) if with_returns else (cleaned,)
+            tables = (stored.cleaned, stored.rejected) if with_returns else (stored.cleaned,)
+            pd.testing.assert_frame_equal(function(*tables), function(*frames))
+        assert eda.invoice_date_range(stored.cleaned) == (JAN, FEB)
+        # The names a query reads are unregistered afterwards; the warehouse is left as it was.
+        assert con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall() == []
+
+
+def test_query_frames_mixes_stored_tables_and_frames_on_one_connection(small):
+    cleaned, rejected = small
+    with warehouse_of(cleaned, rejected) as con, duckdb.connect() as other:
+        sql = "SELECT count(*) AS n FROM cleaned JOIN extra USING (invoice)"
+        extra = pd.DataFrame({"invoice": ["1", "4"]})
+        out = eda.query_frames(sql, cleaned=eda.warehouse_lines(con).cleaned, extra=extra)
+        assert out["n"].tolist() == [3]
+        with pytest.raises(ValueError, match="one connection"):
+            eda.query_frames(
+                "SELECT 1", a=eda.StoredTable(con, eda.CLEANED_TABLE), b=eda.StoredTable(other, "x")
+            )
 
 
 def test_product_cancellations_only_products(small):

@@ -6,13 +6,14 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from pipeline import plots_customers, prediction
+from pipeline import eda, plots_customers, prediction
 from pipeline.schemas_customers import (
     CustomerFeatures,
     CustomerPredictions,
     PredictionEvaluation,
     PurchaseLabels,
 )
+from tests.pipeline.test_eda import warehouse_of
 
 
 def lines(rows: list[tuple], *, reason: str | None = None) -> pd.DataFrame:
@@ -171,6 +172,21 @@ def test_evaluate_and_predict_respects_reference_date():
     assert (evaluation["cutoff_date"] == reference - pd.Timedelta(days=90)).all()
     known = cleaned.loc[cleaned["invoice_date"] < reference, "customer_id"].unique()
     assert sorted(predictions["customer_id"]) == sorted(known)
+
+
+def test_evaluate_and_predict_reads_warehouse_tables_in_place():
+    cleaned = synthetic_cleaned(n_customers=150, seed=3)
+    returned = cleaned.iloc[::40]
+    rejected = lines(
+        list(zip(returned["customer_id"], "C" + returned["invoice"], returned["invoice_date"],
+                 returned["stock_code"], returned["price"], strict=True)),
+        reason="cancellation",
+    )
+    with warehouse_of(cleaned, rejected) as con:
+        stored = prediction.evaluate_and_predict(*eda.warehouse_lines(con))
+    expected = prediction.evaluate_and_predict(cleaned, rejected)
+    pd.testing.assert_frame_equal(stored[0], expected[0])
+    pd.testing.assert_frame_equal(stored[1], expected[1])
 
 
 @pytest.fixture(scope="module")
