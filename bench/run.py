@@ -155,6 +155,18 @@ def bench_refresh(args: argparse.Namespace, parquet: Path) -> dict:
     return result
 
 
+def _hwm_mb(pid: int) -> float:
+    """Peak resident set of a running process (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def workload(args: argparse.Namespace, name: str, warehouse: str, **options) -> dict:
     """Run ``bench.workloads`` NAME in a fresh subprocess; return its timing and result frame."""
     out = args.work / "workloads" / "_".join([name, *(f"{k}{v}" for k, v in options.items())])
@@ -165,7 +177,27 @@ def workload(args: argparse.Namespace, name: str, warehouse: str, **options) -> 
     if name.startswith("naive"):
         cmd += ["--memory-cap-gb", str(args.naive_memory_cap_gb)]
     Path(str(out) + ".parquet").unlink(missing_ok=True)
-    subprocess.run(cmd, cwd=ROOT, env=_env(args), check=True)
+    timeout = args.naive_timeout if name.startswith("naive") else None
+    started = time.perf_counter()
+    process = subprocess.Popen(cmd, cwd=ROOT, env=_env(args))
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, _hwm_mb(process.pid))
+        if timeout is not None and time.perf_counter() - started > timeout:
+            process.kill()
+            process.wait()
+            # Stopped at the time limit: its time and memory so far are lower bounds.
+            result = {
+                "seconds": time.perf_counter() - started,
+                "peak_rss_mb": peak,
+                "failed": f"stopped at the {timeout:g} s time limit",
+                "frame": None,
+            }
+            print(f"    {name} {options}: {result['failed']}, peak so far {peak:.0f} MB", flush=True)
+            return result
+        time.sleep(0.2)
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, cmd)
     result = json.loads(Path(str(out) + ".json").read_text())
     if "failed" in result:
         result["frame"] = None
@@ -251,6 +283,12 @@ def main(argv: list[str] | None = None) -> None:
         help="products (highest weighted degree) of the networkx betweenness comparison; 0 = all",
     )
     parser.add_argument("--naive-on", default="real,1x", help="scales (real, 1x) the naive reference runs on")
+    parser.add_argument(
+        "--naive-timeout",
+        type=float,
+        default=900.0,
+        help="seconds after which a naive workload is stopped and reported as a lower bound",
+    )
     parser.add_argument(
         "--naive-memory-cap-gb",
         type=float,
