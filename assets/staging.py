@@ -3,6 +3,8 @@
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets import keys
 from assets._metadata import preview
@@ -16,6 +18,26 @@ CLEANED_COMMENT = "Sales lines fit for analysis (guests included, no cancellatio
 _OWNERS = ("team:data-engineering",)
 REJECTED_COMMENT = "Every raw line not in cleaned_transactions, with the reason; cancellations are the returns."
 
+# The raw lines are read with Arrow rather than through the IO manager: Arrow-backed columns skip a Python
+# string per text cell (several times the time and memory of the cleaning itself at a million lines), and
+# the cleaned and rejected frames stay Arrow-backed, which DuckDB also writes faster. Same rows, same order.
+_RAW_LINES_SQL = "SELECT * FROM raw.raw_invoices"
+# Few distinct values repeated on every line (one path per source file): dictionary-encoded, a line costs
+# four bytes instead of its text, in the raw lines and in the copies the cleaning makes.
+_REPEATED_TEXT = ("description", "country", "source_file")
+
+
+def _raw_lines(warehouse: Warehouse) -> pd.DataFrame:
+    """Every raw line, as Arrow-backed columns."""
+    with warehouse.connect() as conn:
+        table = conn.sql(_RAW_LINES_SQL).to_arrow_table()
+    for name in _REPEATED_TEXT:
+        position = table.schema.get_field_index(name)
+        column = table.column(position)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            table = table.set_column(position, name, pc.dictionary_encode(column).unify_dictionaries())
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
 
 @dg.multi_asset(
     outs={
@@ -23,12 +45,14 @@ REJECTED_COMMENT = "Every raw line not in cleaned_transactions, with the reason;
                                           owners=_OWNERS),
         "rejected_rows": table_out(keys.REJECTED_ROWS, RejectedRows, REJECTED_COMMENT, owners=_OWNERS),
     },
-    ins=keys.ins(raw=keys.RAW_INVOICES),
+    ins={"raw": dg.AssetIn(key=keys.RAW_INVOICES, dagster_type=dg.Nothing)},
     group_name="staging",
 )
-def cleaned_transactions(raw: pd.DataFrame):
+def cleaned_transactions(warehouse: Warehouse):
     """Split raw lines into clean sales lines and rejected lines, nothing lost."""
+    raw = _raw_lines(warehouse)
     result = cleaning.clean(raw)
+    del raw
     cleaned, rejected = result.cleaned, result.rejected
     yield dg.Output(
         cleaned,

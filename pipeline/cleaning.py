@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 RAW_COLUMNS = [
     "invoice",
@@ -88,6 +89,47 @@ def _blank(values: pd.Series) -> pd.Series:
     return (text.isna() | (text == "")).fillna(True).astype(bool)
 
 
+@dataclass(frozen=True)
+class _Coded:
+    """A text column as integer codes into its distinct values.
+
+    A million raw lines hold a few tens of thousands of distinct invoices, codes and countries, so every
+    text rule is evaluated once per distinct value (with the same Arrow kernels as on a whole column) and
+    broadcast to the lines through the codes.
+
+    Attributes:
+        codes: Per line, the position of its value in ``values``; -1 for a missing cell.
+        values: The distinct non-missing values (object dtype).
+        by_value: Whether equal values share a code (False: one code per line, see :meth:`of`).
+    """
+
+    codes: np.ndarray
+    values: pd.Series
+    by_value: bool
+
+    @classmethod
+    def of(cls, column: pd.Series) -> _Coded:
+        """Code ``column`` (equal values share a code, as in ``pd.factorize``).
+
+        Only a column of text alone is coded by value: with mixed cell types, equal-comparing values of
+        different types (``1`` and ``1.0``) would share a code though their text differs, so such a column
+        keeps one code per line and the rules see every cell as it is.
+        """
+        if isinstance(column.dtype, pd.ArrowDtype) or pd.api.types.infer_dtype(column, skipna=True) in (
+            "string",
+            "empty",
+        ):
+            codes, uniques = pd.factorize(column, use_na_sentinel=True)
+            return cls(codes, pd.Series(np.asarray(uniques, dtype=object), dtype=object), by_value=True)
+        per_line = pd.Series(column.to_numpy(dtype=object), dtype=object)
+        return cls(np.arange(len(column)), per_line, by_value=False)
+
+    def per_line(self, per_value: pd.Series | np.ndarray, missing: object) -> np.ndarray:
+        """Broadcast one result per distinct value to the lines; missing cells get ``missing``."""
+        values = np.asarray(per_value)
+        return np.append(values, np.array([missing], dtype=values.dtype))[self.codes]
+
+
 def clean(
     raw: pd.DataFrame,
     *,
@@ -102,7 +144,8 @@ def clean(
     line on all business columns (the first occurrence is kept).
 
     Args:
-        raw: Raw lines with ``RAW_COLUMNS`` (see ``schemas.RawInvoices``).
+        raw: Raw lines with ``RAW_COLUMNS`` (see ``schemas.RawInvoices``); columns may be NumPy- or
+            Arrow-backed (``pd.ArrowDtype``, as read from the warehouse with Arrow). Not modified.
         min_date: Earliest plausible invoice date (the shop's records start in December 2009; anything dated
             before 2009 is a typing or conversion error).
         max_date: Latest plausible invoice date; ``None`` means the day after the run date, so only
@@ -110,50 +153,103 @@ def clean(
 
     Returns:
         The cleaned lines (with upper-cased ``stock_code`` and ``revenue``) and the rejected lines with
-        ``reason``, both in input order; together they hold every input line exactly once.
+        ``reason``, both in input order; together they hold every input line exactly once. Columns keep the
+        kind of array of the input (an Arrow-backed text column stays Arrow-backed), except ``quantity`` of
+        the cleaned lines, which is int64.
     """
     missing = [c for c in RAW_COLUMNS if c not in raw.columns]
     if missing:
         raise ValueError(f"raw lines lack required columns {missing}; expected {RAW_COLUMNS}")
-    frame = raw[RAW_COLUMNS].reset_index(drop=True)
     if max_date is None:
         max_date = pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
 
-    invoice = _arrow_text(frame["invoice"]).str.strip()
-    quantity = frame["quantity"].astype("Int64")
-    price = frame["price"].astype("float64")
-    dates = frame["invoice_date"]
-    rules: list[tuple[str, pd.Series]] = [
-        ("missing invoice", _blank(frame["invoice"])),
-        ("missing stock code", _blank(frame["stock_code"])),
-        ("missing invoice date", dates.isna()),
-        ("unparseable quantity", quantity.isna()),
-        ("unparseable price", price.isna()),
-        ("missing country", _blank(frame["country"])),
-        ("cancellation", invoice.str.upper().str.startswith("C").fillna(False)),
-        ("adjustment", invoice.str.upper().str.startswith("A").fillna(False)),
-        ("non-product code", is_non_product_code(frame["stock_code"])),
-        ("non-positive quantity", (quantity <= 0).fillna(False)),
-        ("non-positive price", (price <= 0) & price.notna()),
-        ("invoice date out of range", ((dates < min_date) | (dates > max_date)).fillna(False)),
+    invoice = _Coded.of(raw["invoice"])
+    stock_code = _Coded.of(raw["stock_code"])
+    country = _Coded.of(raw["country"])
+    invoice_text = _arrow_text(invoice.values).str.strip().str.upper()
+    quantity = raw["quantity"].astype("Int64")
+    price = raw["price"].astype("float64")
+    dates = raw["invoice_date"]
+    rules: list[np.ndarray] = [
+        invoice.per_line(_blank(invoice.values), True),
+        stock_code.per_line(_blank(stock_code.values), True),
+        dates.isna().to_numpy(dtype=bool),
+        quantity.isna().to_numpy(dtype=bool),
+        price.isna().to_numpy(dtype=bool),
+        country.per_line(_blank(country.values), True),
+        invoice.per_line(invoice_text.str.startswith("C").fillna(False).astype(bool), False),
+        invoice.per_line(invoice_text.str.startswith("A").fillna(False).astype(bool), False),
+        stock_code.per_line(is_non_product_code(stock_code.values), False),
+        (quantity <= 0).fillna(False).to_numpy(dtype=bool),
+        ((price <= 0) & price.notna()).to_numpy(dtype=bool),
+        ((dates < min_date) | (dates > max_date)).fillna(False).to_numpy(dtype=bool),
     ]
-    reason = np.full(len(frame), None, dtype=object)
-    for name, mask in rules:
-        hit = mask.to_numpy(dtype=bool) & pd.isna(reason)
-        reason[hit] = name
-    candidates = pd.isna(reason)
-    duplicated = frame.loc[candidates, BUSINESS_COLUMNS].duplicated(keep="first")
-    reason[np.flatnonzero(candidates)[duplicated.to_numpy()]] = "exact duplicate"
+    # One small integer per line (a reason's position in REASONS, or len(REASONS) while the line is kept).
+    kept = len(REASONS)
+    reason = np.full(len(raw), kept, dtype=np.int8)
+    for position, hit in enumerate(rules):
+        reason[hit & (reason == kept)] = position
+    del rules
+    candidates = np.flatnonzero(reason == kept)
+    duplicated = _duplicated(raw, candidates, invoice, stock_code)
+    reason[candidates[duplicated]] = REASONS.index("exact duplicate")
 
-    keep = pd.isna(reason)
-    cleaned = frame.loc[keep].copy()
-    cleaned["invoice"] = invoice[keep].astype(object)
-    cleaned["stock_code"] = _arrow_text(cleaned["stock_code"]).str.strip().str.upper().astype(object)
+    keep = np.flatnonzero(reason == kept)
+    drop = np.flatnonzero(reason != kept)
+    # Invoice and stock code are rebuilt from their distinct values, so they are not copied first.
+    cleaned = _take(raw, keep, RAW_COLUMNS[2:])
+    cleaned.insert(0, "invoice", _text_like(
+        raw["invoice"], _arrow_text(invoice.values).str.strip().astype(object), invoice.codes[keep]
+    ))
+    cleaned.insert(1, "stock_code", _text_like(
+        raw["stock_code"],
+        _arrow_text(stock_code.values).str.strip().str.upper().astype(object),
+        stock_code.codes[keep],
+    ))
     cleaned["quantity"] = cleaned["quantity"].astype("int64")
-    cleaned["revenue"] = cleaned["quantity"].to_numpy(dtype="float64") * cleaned["price"].to_numpy()
-    rejected = frame.loc[~keep].copy()
-    rejected["reason"] = reason[~keep]
-    return CleaningResult(cleaned=cleaned.reset_index(drop=True), rejected=rejected.reset_index(drop=True))
+    quantity_kept = cleaned["quantity"].to_numpy(dtype="float64")
+    cleaned["revenue"] = quantity_kept * cleaned["price"].to_numpy(dtype="float64")
+    rejected = _take(raw, drop, RAW_COLUMNS)
+    rejected["reason"] = np.array(REASONS, dtype=object)[reason[drop]]
+    return CleaningResult(cleaned=cleaned, rejected=rejected)
+
+
+def _duplicated(raw: pd.DataFrame, rows: np.ndarray, invoice: _Coded, stock_code: _Coded) -> np.ndarray:
+    """Flag ``rows`` that repeat an earlier one of ``rows`` on every business column.
+
+    The same test as ``raw.loc[rows, BUSINESS_COLUMNS].duplicated(keep="first")``, run only on the rows
+    whose (invoice, stock code) pair occurs more than once among ``rows``: a line with a pair of its own
+    cannot repeat another line, and the few percent of lines left keep their relative order, so "first"
+    means the same. The pairs come from the codes already computed for the rules.
+    """
+    invoice_codes = invoice.codes if invoice.by_value else pd.factorize(raw["invoice"])[0]
+    stock_codes = stock_code.codes if stock_code.by_value else pd.factorize(raw["stock_code"])[0]
+    n_stock_codes = int(stock_codes.max(initial=-1)) + 2
+    pair = (invoice_codes[rows].astype(np.int64) + 1) * n_stock_codes + (stock_codes[rows] + 1)
+    shared = rows[pd.Series(pair).duplicated(keep=False).to_numpy(dtype=bool)]
+    flags = np.zeros(len(rows), dtype=bool)
+    if len(shared):
+        repeated = raw.take(shared)[BUSINESS_COLUMNS].duplicated(keep="first").to_numpy(dtype=bool)
+        flags[np.searchsorted(rows, shared[repeated])] = True
+    return flags
+
+
+def _take(raw: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of ``raw`` at ``rows`` (block-wise take, one copy), with a fresh index."""
+    selected = raw if list(raw.columns) == columns else raw[columns]
+    out = selected.take(rows)
+    out.index = pd.RangeIndex(len(out))
+    return out
+
+
+def _text_like(
+    source: pd.Series, per_value: pd.Series, codes: np.ndarray
+) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """Per-line text from per-value text, in the kind of array ``source`` uses (Arrow-backed stays Arrow)."""
+    values = per_value.to_numpy(dtype=object)
+    if isinstance(source.dtype, pd.ArrowDtype):
+        return pd.arrays.ArrowExtensionArray(pa.array(values, type=pa.string()).take(pa.array(codes)))
+    return values[codes]
 
 
 def reason_counts(rejected: pd.DataFrame) -> dict[str, int]:

@@ -7,9 +7,10 @@ passes callables, so this module stays free of I/O and is testable with plain fr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from pipeline.cleaning import RAW_COLUMNS
@@ -76,17 +77,13 @@ def assemble_raw(
     """
     fresh = {name: read_part(name) for name in plan.to_read}
     kept = load_kept(plan.to_keep) if plan.to_keep else pd.DataFrame(columns=RAW_COLUMNS)
-    pieces = [kept[RAW_COLUMNS]] + [frame[RAW_COLUMNS] for frame in fresh.values()]
+    pieces = [_contract_columns(kept)] + [_contract_columns(frame) for frame in fresh.values()]
     pieces = [p for p in pieces if len(p)] or [pieces[0]]
-    raw = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0].reset_index(drop=True)
-    order = {name: i for i, (name, _) in enumerate(parts)}
-    raw = (
-        raw.assign(_part=raw["source_file"].map(order))
-        .sort_values(["_part", "source_sheet", "source_row"], kind="stable", na_position="first")
-        .drop(columns="_part")
-        .reset_index(drop=True)
-    )
-    counts = raw.groupby("source_file", sort=False).size()
+    raw = _concat(pieces)
+    del fresh, kept, pieces
+    files, names = pd.factorize(raw["source_file"])
+    raw = _in_source_order(raw, files, names, {name: i for i, (name, _) in enumerate(parts)})
+    counts = dict(zip(names, np.bincount(files[files >= 0], minlength=len(names)).tolist(), strict=True))
     previous_times = {} if previous_manifest is None else dict(
         zip(previous_manifest["source_file"], previous_manifest["ingested_at"], strict=True)
     )
@@ -102,3 +99,63 @@ def assemble_raw(
     )
     manifest["ingested_at"] = pd.to_datetime(manifest["ingested_at"])
     return raw, manifest
+
+
+def _contract_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The raw-contract columns of ``frame`` with a fresh 0..n-1 index (``frame`` itself if already so).
+
+    A million-line part is not copied just to select the columns it already has in order.
+    """
+    index = frame.index
+    fresh_index = isinstance(index, pd.RangeIndex) and (index.start, index.step) == (0, 1)
+    if list(frame.columns) == RAW_COLUMNS and fresh_index:
+        return frame
+    return frame[RAW_COLUMNS].reset_index(drop=True)
+
+
+def _concat(pieces: list[pd.DataFrame]) -> pd.DataFrame:
+    """Stack the parts; a column typed differently in different parts becomes Python objects (None missing).
+
+    Parts read in this run have Arrow-backed text and parts kept from the warehouse Python strings, and a
+    file without sheets has an all-missing ``source_sheet``: such columns are made alike before stacking
+    rather than left to pandas' type resolution for all-missing columns (deprecated, changing).
+    """
+    if len(pieces) == 1:
+        return pieces[0]
+    mixed = [column for column in RAW_COLUMNS if len({str(piece[column].dtype) for piece in pieces}) > 1]
+    if mixed:
+        pieces = [
+            piece.assign(**{column: _python_objects(piece[column]) for column in mixed}) for piece in pieces
+        ]
+    return pd.concat(pieces, ignore_index=True)
+
+
+def _python_objects(column: pd.Series) -> pd.Series:
+    """A column as Python objects, ``None`` for every missing value."""
+    values = column.astype(object)
+    return values.where(values.notna(), None)
+
+
+def _in_source_order(
+    raw: pd.DataFrame, files: np.ndarray, names: pd.Index, order: Mapping[str, int]
+) -> pd.DataFrame:
+    """Sort lines by source part (in ``order``), then sheet, then ``source_row``; missing keys first.
+
+    Equivalent to a stable ``sort_values`` on those keys with ``na_position="first"``, but on integer codes
+    and without copying the frame when its lines are already in that order (a single fresh part always is).
+    """
+    part_of_name = np.array([order.get(name, -1) for name in names], dtype=np.int64)
+    part = np.append(part_of_name, -1)[files]
+    sheet, _ = pd.factorize(raw["source_sheet"], sort=True)
+    rows = raw["source_row"]
+    if rows.isna().any() or not pd.api.types.is_integer_dtype(rows):
+        return (
+            raw.assign(_part=part)
+            .sort_values(["_part", "source_sheet", "source_row"], kind="stable", na_position="first")
+            .drop(columns="_part")
+            .reset_index(drop=True)
+        )
+    ordering = np.lexsort((rows.to_numpy(dtype=np.int64), sheet, part))
+    if np.array_equal(ordering, np.arange(len(raw))):
+        return raw
+    return raw.take(ordering).reset_index(drop=True)

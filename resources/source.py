@@ -96,14 +96,17 @@ class InvoiceSource(dg.ConfigurableResource):
             part: A part returned by :meth:`parts`.
 
         Returns:
-            Every line of the part, typed, with lineage columns.
+            Every line of the part, typed, with lineage columns; text columns are Arrow-backed.
         """
         if part.path is None:
             from pipeline import synthetic
 
             frame = synthetic.generate_frame(self.synthetic_lines, random_state=self.synthetic_seed)
-            return readers.normalize_frame(frame, source_file=part.source_file, source_sheet=None)
-        return readers.read_file(part.path)
+            return readers.normalize_frame(
+                frame, source_file=part.source_file, source_sheet=None, arrow_text=True
+            )
+        # Arrow-backed text: the raw table is written to DuckDB straight from it (see readers.read_file).
+        return readers.read_file(part.path, arrow_text=True)
 
     def listing_signature(self) -> str:
         """A cheap signature of the source listing (names, sizes, modification times) for the sensor.

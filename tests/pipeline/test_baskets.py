@@ -10,7 +10,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 from matplotlib.figure import Figure
-from mlxtend.frequent_patterns import apriori
+from mlxtend.frequent_patterns import apriori, association_rules
 
 from pipeline import baskets
 from pipeline.plots_baskets import rules_scatter
@@ -103,7 +103,7 @@ def test_giant_baskets_are_excluded_and_counted():
         baskets.giant_invoices(cleaned, max_basket_size=0)
 
 
-@pytest.mark.parametrize("algorithm", ["apriori", "fpgrowth"])
+@pytest.mark.parametrize("algorithm", ["eclat", "apriori", "fpgrowth"])
 @pytest.mark.parametrize(("min_support", "max_len"), [(0.05, 3), (0.02, 2), (0.03, None)])
 def test_itemsets_match_brute_force(algorithm, min_support, max_len):
     basket_items = random_baskets(300, 14, seed=7)
@@ -157,7 +157,7 @@ def test_min_support_count_floor_and_bad_arguments():
     with pytest.raises(ValueError, match="min_support"):
         baskets.frequent_itemsets(cleaned, min_support=0)
     with pytest.raises(ValueError, match="algorithm"):
-        baskets.frequent_itemsets(cleaned, algorithm="eclat")
+        baskets.frequent_itemsets(cleaned, algorithm="fpmax")
 
 
 def test_rule_metrics_match_brute_force_counting():
@@ -368,9 +368,11 @@ def test_rules_scatter_returns_a_figure():
     assert isinstance(rules_scatter(rules.iloc[:0]), Figure)
 
 
-def test_real_sheet_apriori_and_fpgrowth_agree(real_cleaned):
+def test_real_sheet_eclat_apriori_and_fpgrowth_agree(real_cleaned):
+    by_eclat = baskets.frequent_itemsets(real_cleaned, min_support=0.02)
     by_apriori = baskets.frequent_itemsets(real_cleaned, min_support=0.02, algorithm="apriori")
     by_fpgrowth = baskets.frequent_itemsets(real_cleaned, min_support=0.02, algorithm="fpgrowth")
+    pd.testing.assert_frame_equal(by_eclat, by_apriori)
     pd.testing.assert_frame_equal(by_apriori, by_fpgrowth)
     assert (by_apriori["length"] >= 2).sum() > 10
     FrequentItemsets.validate(by_apriori, lazy=True)
@@ -404,3 +406,88 @@ def test_itemsets_schema_rejects_bad_tables(breakage):
         broken["extra"] = 1
     with pytest.raises(pa.errors.SchemaErrors):
         FrequentItemsets.validate(broken, lazy=True)
+
+
+def test_rules_match_mlxtend_association_rules_exactly():
+    # Itemsets of up to 5 products, so every antecedent width from 1 to 4 occurs.
+    basket_items = {f"{k}": items for k, items in random_baskets(400, 9, seed=5).items()}
+    basket_items |= {f"X{k}": ["P00", "P01", "P02", "P03", "P04"] for k in range(30)}
+    itemsets = baskets.frequent_itemsets(make_cleaned(basket_items), min_support=0.02, max_len=None)
+    assert itemsets["length"].max() >= 5
+    rules = baskets.association_rules_table(itemsets, min_confidence=0.2, min_lift=0.0)
+
+    n = len(basket_items)
+    reference = association_rules(
+        pd.DataFrame({"support": itemsets["support"], "itemsets": itemsets["items"].map(frozenset)}),
+        num_itemsets=n,
+        metric="confidence",
+        min_threshold=0.2,
+    )
+    expected = {
+        (tuple(sorted(a)), tuple(sorted(c))): row
+        for a, c, row in zip(
+            reference["antecedents"], reference["consequents"], reference.itertuples(), strict=True
+        )
+    }
+    got = {
+        (tuple(a), tuple(c)): row
+        for a, c, row in zip(rules["antecedents"], rules["consequents"], rules.itertuples(), strict=True)
+    }
+    assert got.keys() == expected.keys()
+    for key, row in got.items():
+        ref = expected[key]
+        # Same formulas on the same supports: equal to the last bit, not just approximately.
+        assert (row.antecedent_support, row.consequent_support, row.support) == (
+            ref[reference.columns.get_loc("antecedent support") + 1],
+            ref[reference.columns.get_loc("consequent support") + 1],
+            ref.support,
+        )
+        assert (row.confidence, row.lift, row.leverage, row.zhangs_metric) == (
+            ref.confidence, ref.lift, ref.leverage, ref.zhangs_metric
+        )
+        assert row.conviction == min(ref.conviction, baskets.MAX_CONVICTION)
+
+    counts = {frozenset(i): c for i, c in zip(itemsets["items"], itemsets["support_count"], strict=True)}
+    for a, c, flag in zip(rules["antecedents"], rules["consequents"], rules["is_redundant"], strict=True):
+        whole, base = counts[frozenset(a) | frozenset(c)], counts[frozenset(a)]
+        general = [
+            counts[frozenset(sub) | frozenset(c)] * base >= whole * counts[frozenset(sub)]
+            for size in range(1, len(a))
+            for sub in combinations(a, size)
+        ]
+        assert flag == any(general)
+    assert rules["is_redundant"].any() and rules["antecedents"].map(len).max() == 4
+    order = rules.assign(a=rules["antecedents"].map("\x1f".join), c=rules["consequents"].map("\x1f".join))
+    expected_order = order.sort_values(
+        ["lift", "confidence", "support", "a", "c"],
+        ascending=[False, False, False, True, True],
+        kind="stable",
+    )
+    assert rules["rule_id"].tolist() == expected_order["rule_id"].tolist() == list(range(len(rules)))
+    AssociationRules.validate(rules, lazy=True)
+
+
+def test_rules_need_every_subset_of_an_itemset():
+    itemsets = baskets.frequent_itemsets(make_cleaned(random_baskets(200, 6, seed=4)), min_support=0.02)
+    pairs = itemsets[itemsets["length"] == 2]
+    with pytest.raises(KeyError, match="missing"):
+        baskets.association_rules_table(itemsets.drop(index=pairs.index[0]))
+
+
+def test_itemsets_and_summary_share_one_pass():
+    country = {f"{100000 + k}": "UK" if k % 3 else "FR" for k in range(300)}
+    cleaned = make_cleaned(random_baskets(300, 10, seed=8), country=country)
+    itemsets, summary = baskets.itemsets_and_summary(
+        cleaned, min_invoices=50, min_support=0.05, max_basket_size=5
+    )
+    pd.testing.assert_frame_equal(
+        itemsets, baskets.itemsets_by_country(cleaned, min_invoices=50, min_support=0.05, max_basket_size=5)
+    )
+    assert summary == baskets.basket_summary(cleaned, max_basket_size=5)
+    assert set(itemsets["country"].dropna()) == {"UK", "FR"}
+    for country in ("UK", "FR"):
+        alone = baskets.frequent_itemsets(
+            cleaned, min_support=0.05, max_basket_size=5, country=country, min_support_count=10
+        )
+        mined = itemsets[itemsets["country"] == country].drop(columns="itemset_id").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mined, alone.drop(columns="itemset_id"))

@@ -1,4 +1,6 @@
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from pipeline import cleaning
@@ -127,3 +129,88 @@ PINNED_REASONS = {
     "invoice date out of range": 0,
     "exact duplicate": 6_830,
 }
+
+
+def random_lines(n: int, *, seed: int) -> pd.DataFrame:
+    """Raw lines drawn from small pools, so exact duplicates and near-duplicates abound."""
+    rng = np.random.default_rng(seed)
+
+    def pick(pool):
+        return [pool[k] for k in rng.integers(0, len(pool), n)]
+
+    # The first value of each pool is the usual one; the others (blank, bad or missing) are rarer.
+    out = pd.DataFrame(
+        {
+            "invoice": pick(["489434"] * 12 + [" 489435", "489435", "C489436", "A1", "", None]),
+            "stock_code": pick(["85048"] * 12 + ["85048 ", "22138", "post", "dcgs0058", None]),
+            "description": pick(["GLASS BALL"] * 6 + ["glass ball", None]),
+            "quantity": pd.array(pick([1] * 12 + [2, -1, 0, None]), dtype="Int64"),
+            "invoice_date": pick([pd.Timestamp("2010-01-04")] * 12 + [pd.Timestamp("2008-01-01"), pd.NaT]),
+            "price": pick([1.5] * 12 + [2.0, 0.0, float("nan")]),
+            "customer_id": pd.array(pick([13085] * 4 + [17850, None]), dtype="Int64"),
+            "country": pick(["United Kingdom"] * 12 + ["France", " ", None]),
+            "source_file": "f.csv",
+            "source_sheet": None,
+            "source_row": np.arange(2, n + 2),
+        }
+    )
+    out["invoice_date"] = pd.to_datetime(out["invoice_date"])
+    return out
+
+
+def test_reasons_match_a_line_by_line_reference():
+    raw = random_lines(400, seed=3)
+    result = cleaning.clean(raw, max_date=pd.Timestamp("2026-01-01"))
+
+    def first_reason(row) -> str | None:
+        invoice = None if row.invoice is None else row.invoice.strip().upper()
+        code = None if row.stock_code is None else row.stock_code.strip().upper()
+        checks = [
+            ("missing invoice", lambda: not invoice),
+            ("missing stock code", lambda: not code),
+            ("missing invoice date", lambda: pd.isna(row.invoice_date)),
+            ("unparseable quantity", lambda: pd.isna(row.quantity)),
+            ("unparseable price", lambda: pd.isna(row.price)),
+            ("missing country", lambda: row.country is None or not row.country.strip()),
+            ("cancellation", lambda: invoice.startswith("C")),
+            ("adjustment", lambda: invoice.startswith("A")),
+            ("non-product code", lambda: code in {"POST", "M"}),
+            ("non-positive quantity", lambda: row.quantity <= 0),
+            ("non-positive price", lambda: row.price <= 0),
+            ("invoice date out of range", lambda: row.invoice_date < pd.Timestamp("2009-01-01")),
+        ]
+        return next((name for name, failed in checks if failed()), None)
+
+    reasons = [first_reason(row) for row in raw.itertuples(index=False)]
+    candidates = [k for k, r in enumerate(reasons) if r is None]
+    repeated = raw.loc[candidates, cleaning.BUSINESS_COLUMNS].duplicated(keep="first")
+    for k in repeated.index[repeated]:
+        reasons[k] = "exact duplicate"
+    expected = pd.Series([r for r in reasons if r is not None], name="reason")
+    pd.testing.assert_series_equal(result.rejected["reason"], expected, check_index=False)
+    assert (expected == "exact duplicate").sum() > 10
+    kept_rows = [raw["source_row"][k] for k, r in enumerate(reasons) if r is None]
+    assert result.cleaned["source_row"].tolist() == kept_rows
+
+
+def test_arrow_backed_input_gives_the_same_lines():
+    raw = random_lines(300, seed=4)
+    as_arrow = pa.Table.from_pandas(raw, preserve_index=False).to_pandas(types_mapper=pd.ArrowDtype)
+    plain, arrow = cleaning.clean(raw), cleaning.clean(as_arrow)
+    for name in ("cleaned", "rejected"):
+        expected, got = getattr(plain, name), getattr(arrow, name)
+        assert isinstance(got["invoice"].dtype, pd.ArrowDtype)
+        assert list(got.columns) == list(expected.columns) and len(got) == len(expected) > 0
+        for column in expected.columns:
+            left = expected[column].astype(object).where(expected[column].notna(), None).tolist()
+            right = got[column].astype(object).where(got[column].notna(), None).tolist()
+            assert left == right, column
+
+
+def test_text_of_mixed_cell_types_is_kept_per_line():
+    # 1 and 1.0 are equal to pandas, but their text is not: each line keeps its own spelling.
+    raw = frame({}, {"description": "OTHER"})
+    raw["invoice"] = pd.Series([1, 1.0], dtype=object)
+    assert cleaning.clean(raw).cleaned["invoice"].tolist() == ["1", "1.0"]
+    raw["description"] = BASE["description"]
+    assert cleaning.clean(raw).rejected["reason"].tolist() == ["exact duplicate"]

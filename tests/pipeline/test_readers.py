@@ -477,3 +477,55 @@ def test_file_fingerprint_is_streamed_sha256(tmp_path):
     assert readers.file_fingerprint(path) == readers.file_fingerprint(path, chunk_size=7)
     path.write_bytes(content + b"x")
     assert readers.file_fingerprint(path) != hashlib.sha256(content).hexdigest()
+
+
+def test_parquet_text_read_with_arrow_normalizes_like_objects(tmp_path):
+    # Parquet text stays Arrow-backed while it is normalized; the result must equal normalizing the same
+    # cells as Python objects (what pd.read_parquet hands over), blanks, spreadsheet numbers and text numbers
+    # included, and come out in the contract's dtypes.
+    cells = pd.DataFrame(
+        {
+            "Invoice": ["489434.0", " 489435 ", None, "C489436", ""],
+            "StockCode": ["85123A", " 85123a", "22138.00", None, "  "],
+            "Description": ["WHITE HEART", None, "  ", "BALL", "CHAIR"],
+            "Quantity": ["6", "12 pcs", None, "-1", "3"],
+            "InvoiceDate": ["2010-03-01 10:00:00", "12/1/2009 07:45", None, "bad", "2010-03-02"],
+            "Price": ["2.55", "1,50", None, "3", "0.85"],
+            "Customer ID": ["13085.0", None, "17850", "x", "13085"],
+            "Country": ["United Kingdom", " France ", None, "", "EIRE"],
+        }
+    )
+    path = tmp_path / "lines.parquet"
+    cells.to_parquet(path)
+    read = readers.read_file(path)
+    assert_contract(read)
+    source_file = str(path.resolve())
+    expected = readers.normalize_frame(pd.read_parquet(path), source_file=source_file, source_sheet=None)
+    pd.testing.assert_frame_equal(read, expected)
+    assert read["invoice"].tolist()[:2] == ["489434", "489435"] and read["stock_code"].tolist()[2] == "22138"
+
+
+def as_python_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Arrow-backed text columns as object columns of str and None, for comparison with the default."""
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.ArrowDtype):
+            values = out[column].astype(object)
+            out[column] = values.where(values.notna(), None).astype(object)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "csv", "parquet"])
+def test_arrow_text_holds_the_same_values(tmp_path, kind):
+    if kind == "xlsx":
+        sheets = {"Year 2010": [II_HEADER, *UCI_ROWS], "Year 2009": [II_HEADER, *UCI_ROWS[:1]]}
+        path = write_xlsx(tmp_path / "book.xlsx", sheets)
+    elif kind == "csv":
+        path = write_csv(tmp_path / "lines.csv", CSV_LINES)
+    else:
+        path = tmp_path / "lines.parquet"
+        pd.read_csv(write_csv(tmp_path / "lines.csv", CSV_LINES), dtype=str).to_parquet(path)
+    plain, arrow = readers.read_file(path), readers.read_file(path, arrow_text=True)
+    text = ["invoice", "stock_code", "description", "country", "source_file", "source_sheet"]
+    assert all(isinstance(arrow[column].dtype, pd.ArrowDtype) for column in text)
+    pd.testing.assert_frame_equal(as_python_objects(arrow), plain)
