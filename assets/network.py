@@ -27,6 +27,7 @@ class ProductNetworkConfig(dg.Config):
     min_shared_invoices: int | None = Field(
         default=None, description="Edge threshold; default scales with the number of invoices (see pipeline.network).")
     max_basket_size: int = Field(default=250, description="Invoices with more distinct products are left out.")
+    workers: int | None = Field(default=None, description="Threads counting pairs; default min(2, CPUs).")
 
 
 class CustomerNetworkConfig(dg.Config):
@@ -34,13 +35,30 @@ class CustomerNetworkConfig(dg.Config):
 
     min_shared_products: int = Field(default=10, description="Distinct products two customers must share.")
     top_k: int = Field(default=10, description="Strongest neighbours kept per customer.")
+    workers: int | None = Field(default=None, description="Threads counting pairs; default min(2, CPUs).")
 
 
 class CentralityConfig(dg.Config):
     """How centralities are computed."""
 
     backend: str = Field(default="igraph", description="'igraph' (compiled, tested equal to networkx) or 'networkx'.")
-    random_state: int = Field(default=0, description="Seed of the community detection.")
+    random_state: int = Field(default=0, description="Seed of the communities and the betweenness pivots.")
+    max_exact_nodes: int | None = Field(
+        default=network.DEFAULT_MAX_EXACT_NODES,
+        description="Larger networks get betweenness sampled from `pivots` sources; null: always exact.")
+    pivots: int = Field(default=network.DEFAULT_PIVOTS, description="Source nodes of sampled betweenness.")
+    workers: int | None = Field(default=None, description="Processes for betweenness; default min(2, CPUs).")
+
+
+def _centrality(config: CentralityConfig, edges: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Centralities of ``edges`` and metadata saying whether betweenness is exact or sampled."""
+    scores = network.centrality(edges, backend=config.backend, random_state=config.random_state,
+                                max_exact_nodes=config.max_exact_nodes, pivots=config.pivots,
+                                workers=config.workers)
+    sources = network.betweenness_sources(len(scores), max_exact_nodes=config.max_exact_nodes,
+                                          pivots=config.pivots)
+    return scores, {"nodes": len(scores), "betweenness_exact": sources == len(scores),
+                    "betweenness_sources": sources}
 
 
 @warehouse_table(keys.PRODUCT_NETWORK_EDGES, ProductNetworkEdges, group="network",
@@ -48,7 +66,7 @@ class CentralityConfig(dg.Config):
 def product_network_edges(config: ProductNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Product co-purchase edges: products bought in the same invoices, weight = shared invoices, with lift."""
     edges = network.product_network_edges(cleaned, min_shared_invoices=config.min_shared_invoices,
-                                          max_basket_size=config.max_basket_size)
+                                          max_basket_size=config.max_basket_size, workers=config.workers)
     nodes = pd.concat([edges["source"], edges["target"]]).nunique()
     return dg.Output(edges, metadata={"edges": len(edges), "nodes": int(nodes), "preview": preview(edges)})
 
@@ -57,19 +75,19 @@ def product_network_edges(config: ProductNetworkConfig, cleaned: pd.DataFrame) -
                  ins=keys.ins(edges=keys.PRODUCT_NETWORK_EDGES), kinds=_KINDS)
 def product_centrality(config: CentralityConfig, edges: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Degree, betweenness and eigenvector centrality, component and community of every product in the network."""
-    scores = network.centrality(edges, backend=config.backend, random_state=config.random_state)
-    return dg.Output(scores, metadata={"nodes": len(scores),
+    scores, metadata = _centrality(config, edges)
+    return dg.Output(scores, metadata={**metadata,
                                        "plot": figure(plots_baskets.product_network_figure(edges, scores)),
                                        "top_betweenness": preview(scores.sort_values("betweenness_centrality",
                                                                                      ascending=False), 10)})
 
 
 @warehouse_table(keys.CUSTOMER_NETWORK_EDGES, CustomerNetworkEdges, group="network",
-                 ins=cleaned_input("invoice", "stock_code", "customer_id"), kinds=_KINDS)
+                 ins=cleaned_input("stock_code", "customer_id"), kinds=_KINDS)
 def customer_network_edges(config: CustomerNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Customer projection edges: customers joined by the number of distinct products they share."""
     edges = network.customer_network_edges(cleaned, min_shared_products=config.min_shared_products,
-                                           top_k=config.top_k)
+                                           top_k=config.top_k, workers=config.workers)
     nodes = pd.concat([edges["source"], edges["target"]]).nunique()
     return dg.Output(edges, metadata={"edges": len(edges), "nodes": int(nodes), "preview": preview(edges)})
 
@@ -78,8 +96,8 @@ def customer_network_edges(config: CustomerNetworkConfig, cleaned: pd.DataFrame)
                  ins=keys.ins(edges=keys.CUSTOMER_NETWORK_EDGES), kinds=_KINDS)
 def customer_centrality(config: CentralityConfig, edges: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Degree, betweenness and eigenvector centrality, component and community of every customer in the network."""
-    scores = network.centrality(edges, backend=config.backend, random_state=config.random_state)
-    return dg.Output(scores, metadata={"nodes": len(scores),
+    scores, metadata = _centrality(config, edges)
+    return dg.Output(scores, metadata={**metadata,
                                        "top_eigenvector": preview(scores.sort_values("eigenvector_centrality",
                                                                                      ascending=False), 10)})
 

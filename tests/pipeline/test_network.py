@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from itertools import combinations
@@ -12,6 +13,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 from matplotlib.figure import Figure
+from scipy.stats import spearmanr
 
 from pipeline import network
 from pipeline.plots_baskets import product_network_figure
@@ -78,10 +80,16 @@ def as_series(values: dict, nodes: pd.Series) -> np.ndarray:
     return np.array([values[node] for node in nodes], dtype=float)
 
 
-def test_product_edges_match_brute_force():
+@pytest.mark.parametrize(("block_pairs", "workers"), [(None, 1), (60, 2)])
+def test_product_edges_match_brute_force(monkeypatch, block_pairs, workers):
+    if block_pairs is not None:
+        # About two products per block: many blocks, scored on two threads.
+        monkeypatch.setattr(network, "_BLOCK_PAIRS", block_pairs)
     lines = random_lines(400, 25, 40, seed=5)
     cleaned = make_cleaned(lines)
-    edges = network.product_network_edges(cleaned, min_shared_invoices=4, max_basket_size=None)
+    edges = network.product_network_edges(
+        cleaned, min_shared_invoices=4, max_basket_size=None, workers=workers
+    )
 
     holders: dict[str, set[str]] = {}
     for invoice, code, _ in lines:
@@ -124,11 +132,18 @@ def test_product_edges_skip_giant_baskets_and_scale_threshold():
         network.product_network_edges(cleaned, min_shared_invoices=0)
 
 
-@pytest.mark.parametrize(("min_shared", "top_k", "block_size"), [(2, None, 1000), (3, 2, 7), (1, 1, 1)])
-def test_customer_edges_match_brute_force(min_shared, top_k, block_size):
+@pytest.mark.parametrize(
+    ("min_shared", "top_k", "block_size", "workers"),
+    [(2, None, 1000, 1), (3, 2, 7, 2), (1, 1, 1, 2), (3, 4, None, None), (2, 25, 4, 2)],
+)
+def test_customer_edges_match_brute_force(min_shared, top_k, block_size, workers):
     lines = random_lines(300, 30, 25, seed=9)
     edges = network.customer_network_edges(
-        make_cleaned(lines), min_shared_products=min_shared, top_k=top_k, block_size=block_size
+        make_cleaned(lines),
+        min_shared_products=min_shared,
+        top_k=top_k,
+        block_size=block_size,
+        workers=workers,
     )
 
     bought: dict[int, set[str]] = {}
@@ -278,6 +293,106 @@ def test_components_eigenvector_scope_and_communities():
         assert per_component.loc["C1", "eigenvector_centrality"] == pytest.approx(1 / math.sqrt(3))
 
 
+def _count_worker_batches(monkeypatch) -> list[int]:
+    """Force the multi-process betweenness on any graph size and record how many calls each batch sends."""
+    monkeypatch.setattr(network, "_PARALLEL_MIN_WORK", 0)
+    batches: list[int] = []
+    run = network._run_in_workers
+
+    def counting(calls):
+        batches.append(len(calls))
+        return run(calls)
+
+    monkeypatch.setattr(network, "_run_in_workers", counting)
+    return batches
+
+
+def test_parallel_betweenness_equals_single_process_and_networkx(monkeypatch):
+    edges = random_edges(300, 0.012, [1, 2, 3, 4, 6], seed=0)
+    single = network.centrality(edges, eigenvector_scope="component", communities=False, workers=1)
+    batches = _count_worker_batches(monkeypatch)
+    parallel = network.centrality(edges, eigenvector_scope="component", communities=False, workers=2)
+    assert batches == [2]
+
+    pd.testing.assert_frame_equal(
+        parallel.drop(columns="betweenness_centrality"), single.drop(columns="betweenness_centrality")
+    )
+    # Only the order of the float additions differs.
+    np.testing.assert_allclose(
+        parallel["betweenness_centrality"], single["betweenness_centrality"], rtol=1e-12, atol=1e-15
+    )
+    common = math.lcm(1, 2, 3, 4, 6)
+    graph = reference_graph(edges, lambda w: common // int(w))
+    reference = nx.betweenness_centrality(graph, weight="distance", normalized=True)
+    np.testing.assert_allclose(
+        parallel["betweenness_centrality"], as_series(reference, parallel["node"]), rtol=0, atol=1e-9
+    )
+
+
+def test_worker_failure_is_reported():
+    with pytest.raises(RuntimeError, match="invalid literal"):
+        network._run_in_workers([functools.partial(int, "not a number")])
+
+
+@pytest.mark.parametrize("backend", ["igraph", "networkx"])
+def test_sampled_betweenness_with_every_node_as_pivot_is_exact(monkeypatch, backend):
+    edges = _small_graph()
+    n = 34
+    assert network.betweenness_sources(n, max_exact_nodes=0, pivots=n + 5) == n
+    if backend == "igraph":
+        batches = _count_worker_batches(monkeypatch)
+    result = network.centrality(edges, backend=backend, communities=False, max_exact_nodes=0, pivots=n + 5)
+    if backend == "igraph":
+        assert batches == [2]
+    graph = reference_graph(edges, lambda w: Fraction(1, int(w)))
+    exact = nx.betweenness_centrality(graph, weight="distance", normalized=True)
+    np.testing.assert_allclose(
+        result["betweenness_centrality"], as_series(exact, result["node"]), rtol=0, atol=1e-9
+    )
+
+
+def test_sampled_betweenness_is_seeded_and_backend_independent():
+    # Power-of-two weights: float and exact distances agree, so both backends count the same paths.
+    edges = random_edges(150, 0.03, [1, 2, 4, 8], seed=4)
+    options = {"communities": False, "max_exact_nodes": 100, "pivots": 40}
+    assert network.betweenness_sources(150, max_exact_nodes=100, pivots=40) == 40
+    first = network.centrality(edges, random_state=7, **options)["betweenness_centrality"]
+    again = network.centrality(edges, random_state=7, **options)["betweenness_centrality"]
+    other = network.centrality(edges, random_state=8, **options)["betweenness_centrality"]
+    by_networkx = network.centrality(edges, backend="networkx", random_state=7, **options)
+    pd.testing.assert_series_equal(first, again)
+    assert not np.allclose(first, other)
+    np.testing.assert_allclose(first, by_networkx["betweenness_centrality"], rtol=1e-12, atol=1e-15)
+
+
+def test_sampled_betweenness_error_is_small_on_a_mid_size_graph():
+    graph = nx.barabasi_albert_graph(600, 2, seed=0)
+    pairs = np.array(sorted(graph.edges))
+    rng = np.random.default_rng(0)
+    edges = pd.DataFrame(
+        {"source": pairs[:, 0], "target": pairs[:, 1], "weight": rng.integers(1, 6, len(pairs))}
+    )
+    exact = network.centrality(edges, communities=False)["betweenness_centrality"].to_numpy()
+
+    def sampled(pivots: int, seed: int) -> np.ndarray:
+        scores = network.centrality(
+            edges, communities=False, max_exact_nodes=500, pivots=pivots, random_state=seed
+        )
+        return scores["betweenness_centrality"].to_numpy()
+
+    estimate = sampled(150, 0)
+    assert (estimate[exact == 0] == 0).all()  # a node on no shortest path is on none from the pivots
+    positive = exact > 0
+    assert spearmanr(exact[positive], estimate[positive]).statistic > 0.9
+    top = np.argsort(-exact)[:10]
+    assert len(set(top) & set(np.argsort(-estimate)[:10])) >= 8
+    assert np.abs(estimate - exact).max() < 0.2 * exact.max()
+    # Unbiased: the mean of independent estimates approaches the exact scores.
+    single_error = np.abs(sampled(30, 1) - exact).max()
+    mean_error = np.abs(np.mean([sampled(30, seed) for seed in range(1, 17)], axis=0) - exact).max()
+    assert mean_error < 0.5 * single_error
+
+
 def test_customer_nodes_keep_integer_ids():
     edges = pd.DataFrame({"source": [1, 1, 2], "target": [2, 3, 3], "weight": [4, 2, 2]})
     result = network.centrality(edges)
@@ -304,6 +419,14 @@ def test_centrality_rejects_unknown_options():
         network.centrality(_small_graph(), backend="graph-tool")
     with pytest.raises(ValueError, match="eigenvector_scope"):
         network.centrality(_small_graph(), eigenvector_scope="all")
+    with pytest.raises(ValueError, match="workers"):
+        network.centrality(_small_graph(), workers=0)
+    with pytest.raises(ValueError, match="pivots"):
+        network.centrality(_small_graph(), max_exact_nodes=10, pivots=0)
+    with pytest.raises(ValueError, match="max_exact_nodes"):
+        network.betweenness_sources(10, max_exact_nodes=-1)
+    with pytest.raises(ValueError, match="block_size"):
+        network.customer_network_edges(make_cleaned([("1", "A", 7)]), block_size=0)
 
 
 def test_edge_schema_rejects_unordered_pairs():
