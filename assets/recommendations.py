@@ -1,6 +1,7 @@
 """Recommendation assets: SVD of the customer-product matrix, the hybrid recommender and its offline evaluation.
 
-Logic lives in pipeline.svd and pipeline.recommend.
+Logic lives in pipeline.svd and pipeline.recommend. The served recommendations and the evaluation are one
+multi-asset: tuning the served blend weights needs the very fit and candidate pools the evaluation measures.
 """
 
 from typing import Literal
@@ -11,7 +12,7 @@ from pydantic import Field
 
 from assets import keys
 from assets._metadata import figure, preview
-from assets._tables import cleaned_input, table_out, warehouse_table
+from assets._tables import cleaned_input, table_out
 from assets.checks import schema_check
 from pipeline import plots_recommend, recommend, svd
 from pipeline.schemas_recommend import (
@@ -42,6 +43,8 @@ class RecommenderConfig(dg.Config):
     k: int = Field(default=10, description="Products recommended per customer and setting.")
     test_months: int = Field(default=3, description="Months after the evaluation cutoff used as the test window.")
     random_state: int = Field(default=0, description="Seed of the SVD component and the weight tuning.")
+    n_jobs: int = Field(default=2, description="Threads for the independent fits and serving blocks (results "
+                                               "do not depend on it).")
 
 
 @dg.multi_asset(
@@ -76,26 +79,44 @@ def customer_product_svd(config: SvdConfig, cleaned: pd.DataFrame):
                     metadata={"products": len(result.product_factors)})
 
 
-@warehouse_table(keys.RECOMMENDATIONS, Recommendations, group="recommendations",
-                 ins={**cleaned_input(*_RECOMMENDER_COLUMNS), **keys.ins(rules=keys.ASSOCIATION_RULES)}, kinds=_KINDS)
-def recommendations(config: RecommenderConfig, cleaned: pd.DataFrame, rules: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Top-k products per customer from the hybrid recommender, in both settings (any / new products only)."""
-    recs = recommend.recommend_all_settings(cleaned, rules, k=config.k, random_state=config.random_state)
-    return dg.Output(recs, metadata={
+_RECOMMENDATIONS_DESCRIPTION = (
+    "Top-k products per customer from the hybrid recommender, in both settings (any / new products only).")
+_EVALUATION_DESCRIPTION = (
+    "Temporal-holdout precision, recall, NDCG, hit rate and coverage at k of every model in both settings.")
+
+
+@dg.multi_asset(
+    outs={
+        "recommendations": table_out(keys.RECOMMENDATIONS, Recommendations, _RECOMMENDATIONS_DESCRIPTION,
+                                     kinds=_KINDS),
+        "recommender_evaluation": table_out(keys.RECOMMENDER_EVALUATION, RecommenderMetrics,
+                                            _EVALUATION_DESCRIPTION, kinds=_KINDS),
+    },
+    ins={**cleaned_input(*_RECOMMENDER_COLUMNS), **keys.ins(rules=keys.ASSOCIATION_RULES)},
+    # The evaluation mines its own rules before its cutoff: only the served table reads the rules table.
+    internal_asset_deps={
+        "recommendations": {keys.CLEANED_TRANSACTIONS, keys.ASSOCIATION_RULES},
+        "recommender_evaluation": {keys.CLEANED_TRANSACTIONS},
+    },
+    group_name="recommendations",
+)
+def recommender(config: RecommenderConfig, cleaned: pd.DataFrame, rules: pd.DataFrame):
+    """Served recommendations and their offline evaluation, from the component fits the two share."""
+    tables = recommend.recommend_and_evaluate(cleaned, rules, k=config.k, test_months=config.test_months,
+                                              random_state=config.random_state, n_jobs=config.n_jobs)
+    recs = tables.recommendations
+    yield dg.Output(recs, output_name="recommendations", metadata={
         "customers": int(recs["customer_id"].nunique()),
         "by_source": dg.MetadataValue.json({str(k): int(v) for k, v in recs["source"].value_counts().items()}),
         "preview": preview(recs, 20)})
-
-
-@warehouse_table(keys.RECOMMENDER_EVALUATION, RecommenderMetrics, group="recommendations",
-                 ins=cleaned_input(*_RECOMMENDER_COLUMNS), kinds=_KINDS)
-def recommender_evaluation(config: RecommenderConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Temporal-holdout precision, recall, NDCG, hit rate and coverage at k of every model in both settings."""
-    metrics = recommend.evaluate(cleaned, test_months=config.test_months, k=config.k,
-                                 random_state=config.random_state)
-    return dg.Output(metrics, metadata={
+    if tables.evaluation is None:
+        # The recommendations above are stored; the evaluation fails the step, naming the data span needed.
+        raise tables.evaluation_error
+    metrics = tables.evaluation
+    table = metrics.drop(columns=["params"], errors="ignore").to_markdown(index=False)
+    yield dg.Output(metrics, output_name="recommender_evaluation", metadata={
         "plot": figure(plots_recommend.recommender_metrics_figure(metrics)),
-        "metrics": dg.MetadataValue.md(metrics.drop(columns=["params"], errors="ignore").to_markdown(index=False))})
+        "metrics": dg.MetadataValue.md(table)})
 
 
 customer_product_svd_schema = schema_check(keys.SVD_EXPLAINED_VARIANCE, ExplainedVariance)

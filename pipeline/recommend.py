@@ -2,9 +2,10 @@
 
 What belongs here: the recommender components (popularity, buy-again, item-kNN, SVD, association rules), the
 hybrid that blends them, the validation-based tuning of the blend weights, ``recommend_all`` /
-``recommend_all_settings`` (the table served to the business) and ``evaluate`` (temporal holdout metrics). The
-matrix factorisation itself lives in ``pipeline.svd``, table schemas in ``pipeline.schemas_recommend``,
-figures in ``pipeline.plots_recommend``. No dagster imports.
+``recommend_all_settings`` (the table served to the business), ``evaluate`` (temporal holdout metrics) and
+``recommend_and_evaluate`` (both tables from shared fits). The matrix factorisation itself lives in
+``pipeline.svd``, table schemas in ``pipeline.schemas_recommend``, figures in ``pipeline.plots_recommend``. No
+dagster imports.
 
 Conventions shared by every component (scikit-learn style): ``__init__`` only stores keyword parameters,
 ``fit(lines)`` learns from cleaned sales lines and returns ``self``, learned state ends with ``_``, and
@@ -23,42 +24,46 @@ out of that setting. The hybrid's blend weights are tuned on a validation split 
 window. Products first sold in the test window stay in the relevant sets although no model can
 recommend them. Component defaults (popularity window, item-kNN weighting, score normalisation) were chosen
 the same way, on the 2010-06-10 split of the 2009-2010 training period.
+
+Cost: sales lines are coded as integers once (:class:`_Lines`) and every training window is a row mask of
+them. The served table tunes its weights on the last ``validation_months``; with the default
+``validation_months == test_months`` that is exactly the evaluation's test split, so
+:func:`recommend_and_evaluate` fits the components three times (inner validation, test, everything) where
+calling ``evaluate`` and ``recommend_all_settings`` separately fits them four times; those three fits, and
+the blocks of customers served, are independent and can run on threads (``n_jobs``). Every speed-up keeps
+the results bit for bit: rows whose k-th place is tied are still cut by ``np.argpartition`` on the same row,
+the others by a cheaper value partition (see :func:`_top_k`); sums are taken in the same order as before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Self
+from functools import cached_property
+from itertools import combinations
+from typing import ClassVar, Literal, NamedTuple, Self, TypeVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from mlxtend.frequent_patterns import apriori, association_rules
 from sklearn.base import BaseEstimator, clone
 from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 from pipeline import svd
 
 _LOG = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class ValidationSplitError(ValueError):
     """The data is too short for a temporal split: no customer buys on both sides of the cutoff."""
 
-
-def _split_error(lines: pd.DataFrame, cutoff: pd.Timestamp, months: int, what: str) -> ValidationSplitError:
-    """Explain which data span a temporal split needs and which the data has."""
-    first, last = lines["invoice_date"].min(), lines["invoice_date"].max()
-    return ValidationSplitError(
-        f"no customer is active on both sides of the {what} cutoff {cutoff:%Y-%m-%d}: the split needs "
-        f"registered customers buying both before it and in the {months} month(s) after it, so at least "
-        f"{months} month(s) of data plus earlier history; the data spans {first:%Y-%m-%d} to {last:%Y-%m-%d} "
-        f"({(last - first).days} days)"
-    )
 
 PRODUCT_CODE_PATTERN = r"^(?:\d{5}[A-Z]{0,2}|DCGS[0-9A-Z]+)$"
 """Real product codes: five digits with an optional one- or two-letter suffix (``85123A``, ``15056BL``), or a
@@ -79,7 +84,12 @@ pipeline tunes them instead (:func:`tune_hybrid_weights`)."""
 
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 _BATCH_ROWS = 1024
+# Customers served per pass of the hybrid: bounds the candidate pools' memory at any data size. A multiple of
+# _BATCH_ROWS, so the components score the same row blocks as a single pass would.
+_SERVE_BATCH = 4 * _BATCH_ROWS
+_EXPLAIN_BATCH = 16 * _BATCH_ROWS
 _FALLBACK_EPSILON = 1e-6
+_NS_PER_SECOND = 1_000_000_000
 
 _product_code_regex = re.compile(PRODUCT_CODE_PATTERN)
 
@@ -110,14 +120,24 @@ def _product_lines(lines: pd.DataFrame) -> pd.DataFrame:
     missing = [column for column in needed if column not in lines.columns]
     if missing:
         raise ValueError(f"sales lines lack columns {missing}")
-    kept = lines[needed].copy()
-    kept["stock_code"] = kept["stock_code"].astype(str)
-    kept["invoice"] = kept["invoice"].astype(str)
-    kept["customer_id"] = kept["customer_id"].astype("Int64")
-    kept = kept[is_product_code(kept["stock_code"])]
-    if kept.empty:
+    columns = {name: lines[name] for name in needed}
+    for name in ("stock_code", "invoice"):
+        # Cleaned transactions already hold strings: checking is one pass, converting copies every value.
+        if pd.api.types.infer_dtype(columns[name], skipna=False) != "string":
+            columns[name] = columns[name].astype(str)
+    columns["customer_id"] = columns["customer_id"].astype("Int64", copy=False)
+    valid = is_product_code(columns["stock_code"])
+    if not valid.any():
         raise ValueError("no sales line of a real product to learn from")
-    return kept.reset_index(drop=True)
+    if not valid.all():
+        columns = {name: column[valid] for name, column in columns.items()}
+    # A new frame over the (possibly shared) columns; nothing here or downstream writes into it.
+    return pd.DataFrame(
+        {
+            name: column.to_numpy() if name != "customer_id" else column.array
+            for name, column in columns.items()
+        }
+    )
 
 
 def _as_customer_ids(customer_ids: Iterable[object]) -> np.ndarray:
@@ -130,36 +150,238 @@ def _as_customer_ids(customer_ids: Iterable[object]) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based: ``np.unique`` without ``return_inverse`` is much slower on 2.4)."""
+    ordered = np.sort(values)
+    return ordered[np.append(True, ordered[1:] != ordered[:-1])] if len(ordered) else ordered
+
+
+def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Start of each run of equal values in a sorted array."""
+    if len(sorted_keys) == 0:
+        return np.array([], dtype=np.int64)
+    return np.flatnonzero(np.append(True, sorted_keys[1:] != sorted_keys[:-1]))
+
+
+def _member(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Whether each query is in ``sorted_values`` (sorted ascending), by binary search."""
+    if len(sorted_values) == 0:
+        return np.zeros(len(queries), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_values, queries), len(sorted_values) - 1)
+    return sorted_values[at] == queries
+
+
+def _lex_order(columns: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
+    """Order sorting rows by several non-negative integer columns, most significant first.
+
+    Args:
+        columns: ``(values, bound)`` pairs, each value below its bound.
+
+    Returns:
+        A permutation; equal rows keep their input order.
+    """
+    span = 1
+    for _, bound in columns:
+        span *= max(int(bound), 1)
+    if span >= 2**62:
+        return np.lexsort([values for values, _ in reversed(columns)])
+    key = np.zeros(len(columns[0][0]), dtype=np.int64)
+    for values, bound in columns:
+        key = key * int(bound) + values
+    return np.argsort(key, kind="stable")
+
+
+def _runs(keys: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
+    """An index sorting ``keys`` (``slice(None)`` if already sorted, as in coded lines) and the run starts."""
+    order: np.ndarray | slice = slice(None)
+    if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
+        order = np.argsort(keys, kind="stable")
+    return order, _run_starts(keys[order])
+
+
+def _group_max(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per element, the maximum of ``values`` over its group; ``groups`` must come in runs of equal ids."""
+    starts = _run_starts(groups)
+    if len(starts) == 0:
+        return values.copy()
+    sizes = np.diff(np.append(starts, len(groups)))
+    return np.repeat(np.maximum.reduceat(values, starts), sizes)
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Product sales lines coded as integers once, so that a training window is a row mask, not a new frame.
+
+    Invoice and stock codes are numbered in the sorted order of their strings and customers in increasing id,
+    so sorting by code orders rows exactly like a pandas sort or groupby on the original columns would. The
+    lines are stored sorted by customer (guests first), invoice and product, and a window keeps that order,
+    so the per-basket groupings of every fit need no sort of their own.
+
+    Attributes:
+        invoice: Invoice code of each line.
+        product: Code of each line's product in ``stock_codes``.
+        customer: Code of each line's customer in ``customer_ids``, -1 for guest lines.
+        date: ``invoice_date`` as int64 nanoseconds.
+        description: Code of each line's stripped description in ``texts``; -1 when missing or blank.
+        position: Row of each line in the coded frame (its order breaks ties between equally recent lines).
+        stock_codes: Sorted stock codes of the coded data.
+        customer_ids: Sorted customer ids of the coded data.
+        texts: Distinct stripped descriptions.
+        n_invoices: Number of invoice codes.
+    """
+
+    invoice: np.ndarray
+    product: np.ndarray
+    customer: np.ndarray
+    date: np.ndarray
+    description: np.ndarray
+    position: np.ndarray
+    stock_codes: np.ndarray
+    customer_ids: np.ndarray
+    texts: np.ndarray
+    n_invoices: int
+
+    @classmethod
+    def from_frame(cls, kept: pd.DataFrame) -> _Lines:
+        """Code the output of :func:`_product_lines`."""
+        invoice, invoices = pd.factorize(kept["invoice"], sort=True)
+        product, stock_codes = pd.factorize(kept["stock_code"], sort=True)
+        customer, customer_ids = pd.factorize(kept["customer_id"], sort=True, use_na_sentinel=True)
+        texts, distinct_texts = pd.factorize(kept["description"])
+        stripped = pd.Series(distinct_texts, dtype=object).astype(str).str.strip().to_numpy(dtype=object)
+        # Missing descriptions have code -1, which indexes the appended False.
+        usable = np.append(stripped != "", False)[texts]
+        order = _lex_order(
+            [
+                (customer.astype(np.int64) + 1, len(customer_ids) + 1),
+                (invoice, len(invoices)),
+                (product, len(stock_codes)),
+            ]
+        )
+        return cls(
+            invoice=invoice[order].astype(np.int32),
+            product=product[order].astype(np.int32),
+            customer=customer[order].astype(np.int32),
+            date=kept["invoice_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)[order],
+            description=np.where(usable, texts, -1)[order].astype(np.int32),
+            position=order.astype(np.int64),
+            stock_codes=np.asarray(stock_codes, dtype=object),
+            customer_ids=np.asarray(customer_ids, dtype=np.int64),
+            texts=stripped,
+            n_invoices=len(invoices),
+        )
+
+    def window(self, mask: np.ndarray) -> _Lines:
+        """The lines where ``mask`` holds (codes and code tables unchanged)."""
+        return dataclasses.replace(
+            self,
+            invoice=self.invoice[mask],
+            product=self.product[mask],
+            customer=self.customer[mask],
+            date=self.date[mask],
+            description=self.description[mask],
+            position=self.position[mask],
+        )
+
+    def span(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First and last invoice dates."""
+        return pd.Timestamp(self.date.min()), pd.Timestamp(self.date.max())
+
+
+def _split_error(lines: _Lines, cutoff: pd.Timestamp, months: int, what: str) -> ValidationSplitError:
+    """Explain which data span a temporal split needs and which the data has."""
+    first, last = lines.span()
+    return ValidationSplitError(
+        f"no customer is active on both sides of the {what} cutoff {cutoff:%Y-%m-%d}: the split needs "
+        f"registered customers buying both before it and in the {months} month(s) after it, so at least "
+        f"{months} month(s) of data plus earlier history; the data spans {first:%Y-%m-%d} to {last:%Y-%m-%d} "
+        f"({(last - first).days} days)"
+    )
+
+
 @dataclass(frozen=True)
 class _History:
-    """What every component shares: the catalogue, the customers and who bought what (distinct invoices)."""
+    """What every component shares: the catalogue, the customers, who bought what, and the coded lines.
+
+    Attributes:
+        customer_ids: Sorted ids of the customers with a purchase (row labels).
+        stock_codes: Sorted stock codes sold in the period (column labels).
+        counts: Distinct invoices per customer and product (CSR).
+        end_date: Last invoice date.
+        product_index: ``stock_codes`` as an index, for lookups.
+        lines: The fitted lines.
+        rows: Customer row of each line, -1 for guest lines.
+        cols: Catalogue column of each line.
+        basket_rows, basket_cols, basket_first: One entry per distinct (customer, invoice, product), sorted by
+            customer, invoice and product: its row, column and earliest line date (int64 ns).
+    """
 
     customer_ids: np.ndarray
     stock_codes: np.ndarray
     counts: sp.csr_matrix
     end_date: pd.Timestamp
-    descriptions: np.ndarray
     product_index: pd.Index
+    lines: _Lines
+    rows: np.ndarray
+    cols: np.ndarray
+    basket_rows: np.ndarray
+    basket_cols: np.ndarray
+    basket_first: np.ndarray
 
     @classmethod
-    def from_lines(cls, lines: pd.DataFrame) -> _History:
-        stock_codes = np.sort(lines["stock_code"].unique()).astype(object)
-        product_index = pd.Index(stock_codes, dtype=object)
-        end_date = pd.Timestamp(lines["invoice_date"].max())
-        known = lines.loc[
-            lines["customer_id"].notna(), ["customer_id", "invoice", "stock_code"]
-        ].drop_duplicates()
-        customer_ids = np.sort(known["customer_id"].astype("int64").unique())
-        rows = np.searchsorted(customer_ids, known["customer_id"].astype("int64").to_numpy())
-        cols = product_index.get_indexer(known["stock_code"].to_numpy())
-        shape = (len(customer_ids), len(stock_codes))
+    def from_lines(cls, lines: _Lines) -> _History:
+        sold = np.bincount(lines.product, minlength=len(lines.stock_codes)) > 0
+        cols = (np.cumsum(sold) - 1)[lines.product]
+        stock_codes = lines.stock_codes[sold]
+        known = lines.customer >= 0
+        buyers = np.bincount(lines.customer[known], minlength=len(lines.customer_ids)) > 0
+        rows = np.full(len(lines.customer), -1, dtype=np.int64)
+        rows[known] = (np.cumsum(buyers) - 1)[lines.customer[known]]
+        customer_ids = lines.customer_ids[buyers]
+        n_products = len(stock_codes)
+        # Distinct (customer, invoice, product) in the order of a groupby on those columns: codes sort like
+        # the strings they stand for.
+        key = (rows[known] * lines.n_invoices + lines.invoice[known]) * n_products + cols[known]
+        order, starts = _runs(key)
+        basket_key = key[order][starts]
+        basket_first = (
+            np.minimum.reduceat(lines.date[known][order], starts) if len(starts) else np.array([], np.int64)
+        )
+        basket_rows = basket_key // (lines.n_invoices * n_products)
+        basket_cols = basket_key % n_products
+        shape = (len(customer_ids), n_products)
         # One entry per distinct (customer, invoice, product); the CSR conversion sums them into invoice
         # counts.
-        counts = sp.csr_matrix((np.ones(len(known)), (rows, cols)), shape=shape, dtype=np.float64)
+        counts = sp.csr_matrix(
+            (np.ones(len(basket_key)), (basket_rows, basket_cols)), shape=shape, dtype=np.float64
+        )
         counts.sum_duplicates()
-        described = svd.product_descriptions(lines).reindex(stock_codes)
-        descriptions = np.where(described.notna(), described.astype(object), stock_codes).astype(object)
-        return cls(customer_ids, stock_codes, counts, end_date, descriptions, product_index)
+        return cls(
+            customer_ids=customer_ids,
+            stock_codes=stock_codes,
+            counts=counts,
+            end_date=pd.Timestamp(int(lines.date.max())),
+            product_index=pd.Index(stock_codes, dtype=object),
+            lines=lines,
+            rows=rows,
+            cols=cols,
+            basket_rows=basket_rows,
+            basket_cols=basket_cols,
+            basket_first=basket_first,
+        )
+
+    @cached_property
+    def descriptions(self) -> np.ndarray:
+        """Latest non-empty description of each product (see ``svd.product_descriptions``), else its code."""
+        described = np.flatnonzero(self.lines.description >= 0)
+        latest = described[
+            svd.latest_positions(
+                self.cols[described], self.lines.date[described], ranks=self.lines.position[described]
+            )
+        ]
+        descriptions = self.stock_codes.copy()
+        descriptions[self.cols[latest]] = self.lines.texts[self.lines.description[latest]]
+        return descriptions
 
     def customer_rows(self, customer_ids: np.ndarray) -> np.ndarray:
         """Row of each customer in ``counts``, -1 for customers unseen in the fitted period."""
@@ -175,27 +397,97 @@ class _History:
 
 @dataclass(frozen=True)
 class _Candidates:
-    """One component's top candidates: customer position in the request, product column, score, rank."""
+    """One component's top candidates: customer position in the request, product column, score, rank.
+
+    Entries are ordered by position, then rank.
+    """
 
     position: np.ndarray
     product: np.ndarray
     score: np.ndarray
     rank: np.ndarray
 
+    def take(self, new_positions: np.ndarray) -> _Candidates:
+        """Re-index to a sub-request: ``new_positions[old]`` is the new position, -1 drops the customer.
 
-def _top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Best ``n`` strictly positive entries per row of a dense score block, best first."""
-    n = min(n, scores.shape[1])
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-    values = np.take_along_axis(scores, part, axis=1)
-    # Sort by score, then by column so that ties are broken the same way on every run.
-    order = np.lexsort((part, -values), axis=1)
-    part = np.take_along_axis(part, order, axis=1)
+        The mapping must be increasing on the kept positions, so the order is preserved.
+        """
+        mapped = new_positions[self.position]
+        kept = mapped >= 0
+        return _Candidates(mapped[kept], self.product[kept], self.score[kept], self.rank[kept])
+
+
+def _empty_candidates() -> _Candidates:
+    empty = np.array([], dtype=np.int64)
+    return _Candidates(empty, empty, np.array([], dtype=np.float64), empty)
+
+
+def _top_k(
+    scores: np.ndarray,
+    k: int,
+    *,
+    positive_only: bool,
+    tie_dtype: type[np.floating] | None = None,
+    defer_ties: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Best ``k`` entries of each row of a dense block, best first, equal scores by lower column.
+
+    Which of several entries tied for the k-th place make the cut is decided, as it always was, by
+    ``np.argpartition`` on that row (so results never change with the speed-ups). Rows without such a tie take
+    a faster path: a value-only ``np.partition`` finds the k-th best score and one comparison selects the
+    entries at or above it. Entries that are not positive (``positive_only``) or not finite (empty slots) are
+    dropped after ranking; they always rank below the kept ones.
+
+    Args:
+        scores: ``(rows, columns)`` float block.
+        k: Entries wanted per row.
+        positive_only: Keep only scores > 0 (else only finite scores).
+        tie_dtype: Float type the tied rows are ranked in (default: the block's); ranking float32 scores as
+            float64 gives the same order, this only keeps the tie-breaking call exactly as it was.
+        defer_ties: If True, rows with a tie at the k-th place are left out and returned separately.
+
+    Returns:
+        ``(row, column, score, rank)`` of the kept entries ordered by row and rank, plus the deferred rows
+        when ``defer_ties``.
+    """
+    n_rows, width = scores.shape
+    k = min(k, width)
+    dtype = scores.dtype.type
+    # The smallest score kept: any positive (subnormals included), or any finite one.
+    floor = np.nextafter(dtype(0), dtype(1)) if positive_only else -np.finfo(dtype).max
+    tied = np.array([], dtype=np.int64)
+    if k == width:
+        values, columns = scores.copy(), np.broadcast_to(np.arange(width), scores.shape).copy()
+    else:
+        partitioned = np.partition(scores, width - k - 1, axis=1)
+        kth = partitioned[:, width - k :].min(axis=1)
+        # A tie between the k-th and (k+1)-th best scores leaves the cut to argpartition.
+        tie = (kth == partitioned[:, width - k - 1]) & (kth >= floor)
+        tied = np.flatnonzero(tie)
+        threshold = np.maximum(kth, floor)
+        threshold[tied] = np.inf
+        # flatnonzero is several times faster than a 2-D nonzero on a wide block.
+        row, column = np.divmod(np.flatnonzero(scores >= threshold[:, None]), width)
+        slot = np.arange(len(row)) - np.searchsorted(row, row, side="left")
+        # At most k entries per row, in column order: pad to (rows, k) and sort each row by score.
+        values = np.full((n_rows, k), -np.inf, dtype=scores.dtype)
+        columns = np.zeros((n_rows, k), dtype=np.int64)
+        values[row, slot] = scores[row, column]
+        columns[row, slot] = column
+        if len(tied) and not defer_ties:
+            block = scores[tied].astype(tie_dtype or dtype)
+            part = np.sort(np.argpartition(-block, k - 1, axis=1)[:, :k], axis=1)
+            values[tied] = np.take_along_axis(scores[tied], part, axis=1)
+            columns[tied] = part
+    # Stable: equal scores keep their column order.
+    order = np.argsort(-values, axis=1, kind="stable")
     values = np.take_along_axis(values, order, axis=1)
-    keep = values > 0
-    row_index = np.broadcast_to(np.arange(scores.shape[0])[:, None], part.shape)
-    rank = np.broadcast_to(np.arange(1, n + 1)[None, :], part.shape)
-    return row_index[keep], part[keep], values[keep], rank[keep]
+    columns = np.take_along_axis(columns, order, axis=1)
+    kept = values >= floor
+    row = np.broadcast_to(np.arange(n_rows)[:, None], values.shape)[kept]
+    rank = np.broadcast_to(np.arange(1, k + 1)[None, :], values.shape)[kept]
+    result = (row.astype(np.int64), columns[kept], values[kept], rank.astype(np.int64))
+    return (*result, tied) if defer_ties else result
 
 
 def _top_n_sparse(scores: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -226,10 +518,9 @@ class _Component(BaseEstimator):
         Returns:
             The fitted recommender.
         """
-        kept = _product_lines(lines)
-        return self._fit_history(_History.from_lines(kept), kept)
+        return self._fit_history(_History.from_lines(_Lines.from_frame(_product_lines(lines))))
 
-    def _fit_history(self, history: _History, lines: pd.DataFrame) -> Self:
+    def _fit_history(self, history: _History) -> Self:
         raise NotImplementedError
 
     def _score_rows(self, rows: np.ndarray) -> np.ndarray | sp.csr_matrix:
@@ -239,33 +530,48 @@ class _Component(BaseEstimator):
     def _explain(self, rows: np.ndarray, products: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _candidates(self, customer_ids: np.ndarray, *, n: int, exclude_purchased: bool) -> _Candidates:
-        """Top ``n`` products per customer; ``position`` indexes ``customer_ids``."""
+    def _candidate_sets(
+        self, customer_ids: np.ndarray, *, n: int, settings: Sequence[bool]
+    ) -> list[_Candidates]:
+        """Top ``n`` products per customer for each ``exclude_purchased`` flag in ``settings``.
+
+        Each block of scores is computed once and ranked for every setting. ``position`` indexes
+        ``customer_ids``.
+        """
         history: _History = self.history_
         rows = history.customer_rows(customer_ids)
-        parts: list[tuple[np.ndarray, ...]] = []
+        parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in settings]
         known = np.flatnonzero(rows >= 0)
+        # Rank the unmasked scores first, then mask purchases in place for the discovery settings.
+        sequence = sorted(range(len(settings)), key=lambda index: settings[index])
         for start in range(0, len(known), _BATCH_ROWS):
             batch = known[start : start + _BATCH_ROWS]
             scores = self._score_rows(rows[batch])
             if sp.issparse(scores):
                 scores = sp.csr_matrix(scores, dtype=np.float64)
-                if exclude_purchased:
-                    scores = scores - scores.multiply(history.counts[rows[batch]] > 0)
-                local, product, score, rank = _top_n_sparse(scores, n)
+                purchased = history.counts[rows[batch]] > 0
+                for index in sequence:
+                    ranked = scores - scores.multiply(purchased) if settings[index] else scores
+                    local, product, score, rank = _top_n_sparse(ranked, n)
+                    parts[index].append((batch[local], product, score, rank))
             else:
-                scores = np.array(scores, dtype=np.float64)
-                if exclude_purchased:
-                    bought_r, bought_c = history.counts[rows[batch]].nonzero()
-                    scores[bought_r, bought_c] = -np.inf
-                local, product, score, rank = _top_n(scores, n)
-            parts.append((batch[local], product, score, rank))
-        if not parts:
-            empty_int = np.array([], dtype=np.int64)
-            return _Candidates(empty_int, empty_int, np.array([], dtype=np.float64), empty_int)
-        position, product, score, rank = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
-        order = np.lexsort((rank, position))
-        return _Candidates(position[order], product[order], score[order], rank[order])
+                # float32 scores (item-kNN) are ranked as float32: the same order as in float64, for half the
+                # memory traffic; ties are still broken on float64 rows, as before.
+                # Score blocks are fresh arrays: masking them in place is safe.
+                scores = np.asarray(scores, dtype=np.float32 if scores.dtype == np.float32 else np.float64)
+                masked = False
+                for index in sequence:
+                    if settings[index] and not masked:
+                        bought_r, bought_c = history.counts[rows[batch]].nonzero()
+                        scores[bought_r, bought_c] = -np.inf
+                        masked = True
+                    local, product, score, rank = _top_k(scores, n, positive_only=True, tie_dtype=np.float64)
+                    parts[index].append((batch[local], product, score.astype(np.float64), rank))
+        return [_concat_candidates(setting_parts) for setting_parts in parts]
+
+    def _candidates(self, customer_ids: np.ndarray, *, n: int, exclude_purchased: bool) -> _Candidates:
+        """Top ``n`` products per customer; ``position`` indexes ``customer_ids``."""
+        return self._candidate_sets(customer_ids, n=n, settings=(exclude_purchased,))[0]
 
     def recommend(
         self, customer_ids: Iterable[object], *, k: int = 10, exclude_purchased: bool = False
@@ -314,6 +620,18 @@ class _Component(BaseEstimator):
         )
 
 
+def _concat_candidates(parts: list[tuple[np.ndarray, ...]]) -> _Candidates:
+    if not parts:
+        return _empty_candidates()
+    position, product, score, rank = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+    step = np.diff(position)
+    # Batches come in position order, each sorted by position and rank: sort only if that ever changes.
+    if (step < 0).any() or (np.diff(rank)[step == 0] <= 0).any():
+        order = np.lexsort((rank, position))
+        position, product, score, rank = position[order], product[order], score[order], rank[order]
+    return _Candidates(position, product, score, rank.astype(np.int64))
+
+
 def _check_k(k: int) -> None:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -338,27 +656,46 @@ class PopularityRecommender(_Component):
         self.window_days = window_days
         self.by = by
 
-    def _fit_history(self, history: _History, lines: pd.DataFrame) -> Self:
+    def _fit_history(self, history: _History) -> Self:
         if self.by not in ("customers", "invoices"):
             raise ValueError(f"by must be 'customers' or 'invoices', got {self.by!r}")
-        unit = "customer_id" if self.by == "customers" else "invoice"
-        counted = lines[lines[unit].notna()]
-        recent = counted[counted["invoice_date"] > history.end_date - pd.Timedelta(days=self.window_days)]
+        lines = history.lines
+        if self.by == "customers":
+            counted = np.flatnonzero(history.rows >= 0)
+            unit = history.rows[counted]
+        else:
+            counted = np.arange(len(history.rows))
+            unit = lines.invoice[counted].astype(np.int64)
+        start = history.end_date.value - pd.Timedelta(days=self.window_days).value
+        recent = lines.date[counted] > start
+        n_products = len(history.stock_codes)
         self.history_ = history
-        self.window_counts_ = self._distinct(recent, unit, history)
-        self.total_counts_ = self._distinct(counted, unit, history)
+        self.window_counts_ = self._distinct(unit[recent], history.cols[counted][recent], n_products)
+        if self.by == "customers":
+            # One entry of the count matrix per customer and product: its columns count the buyers.
+            self.total_counts_ = np.bincount(history.counts.indices, minlength=n_products).astype(np.float64)
+        else:
+            self.total_counts_ = self._distinct(unit, history.cols[counted], n_products)
         self.scores_ = self.window_counts_ + self.total_counts_ / (self.total_counts_.max() + 1.0)
         return self
 
     @staticmethod
-    def _distinct(lines: pd.DataFrame, unit: str, history: _History) -> np.ndarray:
-        per_product = lines.groupby("stock_code")[unit].nunique()
-        return per_product.reindex(history.stock_codes, fill_value=0).to_numpy(dtype=np.float64)
+    def _distinct(unit: np.ndarray, cols: np.ndarray, n_products: int) -> np.ndarray:
+        """Distinct units (customers or invoices) per product."""
+        pairs = _distinct(unit * n_products + cols)
+        return np.bincount(pairs % n_products, minlength=n_products).astype(np.float64)
 
-    def _candidates(self, customer_ids: np.ndarray, *, n: int, exclude_purchased: bool) -> _Candidates:
+    def _candidate_sets(
+        self, customer_ids: np.ndarray, *, n: int, settings: Sequence[bool]
+    ) -> list[_Candidates]:
         # Everybody, unknown customers included, shares one ranking: walk it once instead of ranking every
         # row.
         order = np.lexsort((np.arange(len(self.scores_)), -self.scores_))
+        return [self._ranked(customer_ids, order, n=n, exclude_purchased=exclude) for exclude in settings]
+
+    def _ranked(
+        self, customer_ids: np.ndarray, order: np.ndarray, *, n: int, exclude_purchased: bool
+    ) -> _Candidates:
         n_customers = len(customer_ids)
         if not exclude_purchased:
             top = order[:n]
@@ -374,16 +711,18 @@ class PopularityRecommender(_Component):
         parts = []
         for start in range(0, n_customers, _BATCH_ROWS):
             batch = np.arange(start, min(start + _BATCH_ROWS, n_customers))
-            available = np.ones((len(batch), len(order)), dtype=bool)
             known = np.flatnonzero(rows[batch] >= 0)
             bought_r, bought_c = self.history_.counts[rows[batch][known]].nonzero()
-            available[known[bought_r], inverse_order[bought_c]] = False
+            # A customer's n-th unbought product is within the first n + (products bought) of the ranking.
+            depth = min(len(order), n + int(np.bincount(bought_r).max(initial=0)))
+            available = np.ones((len(batch), depth), dtype=bool)
+            within = inverse_order[bought_c] < depth
+            available[known[bought_r[within]], inverse_order[bought_c[within]]] = False
             rank = np.cumsum(available, axis=1)
             local, slot = np.nonzero(available & (rank <= n))
             parts.append((batch[local], order[slot], self.scores_[order[slot]], rank[local, slot]))
         if not parts:
-            empty = np.array([], dtype=np.int64)
-            return _Candidates(empty, empty, np.array([], dtype=np.float64), empty)
+            return _empty_candidates()
         position, product, score, rank = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
         return _Candidates(position, product, score, rank.astype(np.int64))
 
@@ -418,22 +757,27 @@ class BuyAgainRecommender(_Component):
     def __init__(self, *, half_life_days: float = 90.0) -> None:
         self.half_life_days = half_life_days
 
-    def _fit_history(self, history: _History, lines: pd.DataFrame) -> Self:
+    def _fit_history(self, history: _History) -> Self:
         if self.half_life_days <= 0:
             raise ValueError(f"half_life_days must be > 0, got {self.half_life_days}")
-        known = lines.loc[
-            lines["customer_id"].notna(), ["customer_id", "invoice", "stock_code", "invoice_date"]
-        ]
-        baskets = known.groupby(["customer_id", "invoice", "stock_code"], observed=True)["invoice_date"].min()
-        baskets = baskets.reset_index()
-        rows = history.customer_rows(baskets["customer_id"].astype("int64").to_numpy())
-        cols = history.product_positions(baskets["stock_code"].to_numpy())
-        age_days = (history.end_date - baskets["invoice_date"]).dt.total_seconds().to_numpy() / 86400.0
+        rows, cols, first = history.basket_rows, history.basket_cols, history.basket_first
+        # Seconds as pandas' Timedelta.total_seconds computes them, then days.
+        age_days = (history.end_date.value - first) / _NS_PER_SECOND / 86400.0
         decay = np.power(0.5, age_days / self.half_life_days)
+        # Baskets come sorted by customer, invoice and product, so duplicates are summed in a fixed order.
         self.scores_ = sp.csr_matrix((decay, (rows, cols)), shape=history.counts.shape, dtype=np.float64)
         self.scores_.sum_duplicates()
-        last = pd.DataFrame({"row": rows, "product": cols, "date": baskets["invoice_date"].to_numpy()})
-        self.last_purchase_ = last.groupby(["row", "product"])["date"].max()
+        n_products = len(history.stock_codes)
+        pair = rows * n_products + cols
+        order = np.argsort(pair, kind="stable")
+        starts = _run_starts(pair[order])
+        last = np.maximum.reduceat(first[order], starts) if len(starts) else first[:0]
+        pairs = pair[order][starts]
+        # Same sparsity pattern as ``history.counts``: the latest purchase date (int64 ns) per customer and
+        # product.
+        self.last_purchase_ = sp.csr_matrix(
+            (last, (pairs // n_products, pairs % n_products)), shape=history.counts.shape, dtype=np.int64
+        )
         self.history_ = history
         return self
 
@@ -442,16 +786,20 @@ class BuyAgainRecommender(_Component):
 
     def _explain(self, rows: np.ndarray, products: np.ndarray) -> np.ndarray:
         reasons = np.full(len(rows), "you bought something like it before", dtype=object)
-        dates = self.last_purchase_.reindex(pd.MultiIndex.from_arrays([rows, products])).to_numpy()
         counts = np.zeros(len(rows), dtype=np.int64)
-        known = rows >= 0
+        known = np.flatnonzero(rows >= 0)
         counts[known] = np.asarray(self.history_.counts[rows[known], products[known]]).ravel()
-        for index in np.flatnonzero(counts > 0):
-            when = pd.Timestamp(dates[index]).strftime("%d %b %Y")
-            n = counts[index]
-            reasons[index] = (
-                f"you bought this {n} times, last on {when}" if n > 1 else f"you bought this on {when}"
-            )
+        bought = np.flatnonzero(counts > 0)
+        if len(bought) == 0:
+            return reasons
+        dates = np.asarray(self.last_purchase_[rows[bought], products[bought]]).ravel()
+        # Format each distinct date once: a year of purchases has a few hundred distinct instants.
+        distinct, inverse = np.unique(dates, return_inverse=True)
+        days = np.array([pd.Timestamp(int(date)).strftime("%d %b %Y") for date in distinct], dtype=object)
+        reasons[bought] = [
+            f"you bought this {n} times, last on {when}" if n > 1 else f"you bought this on {when}"
+            for n, when in zip(counts[bought], days[inverse], strict=True)
+        ]
         return reasons
 
 
@@ -475,12 +823,9 @@ class ItemKNNRecommender(_Component):
         self.n_neighbors = n_neighbors
         self.weighting = weighting
 
-    def _fit_history(self, history: _History, lines: pd.DataFrame) -> Self:
+    def _fit_history(self, history: _History) -> Self:
         weights = svd.weight_counts(history.counts, weighting=self.weighting)
-        columns = normalize(weights.tocsc(), norm="l2", axis=0)
-        # Sparse x dense is much faster than sparse x sparse here: the item-item product is nearly dense
-        # anyway.
-        similarity = np.asarray(columns.T @ columns.toarray(), dtype=np.float32)
+        similarity = _cosine_similarity(normalize(weights.tocsc(), norm="l2", axis=0))
         np.fill_diagonal(similarity, 0.0)
         n_products = similarity.shape[0]
         if self.n_neighbors is not None and self.n_neighbors < n_products:
@@ -504,23 +849,70 @@ class ItemKNNRecommender(_Component):
         descriptions = self.history_.descriptions
         reasons = np.full(len(rows), "customers who buy what you buy also bought it", dtype=object)
         known = np.flatnonzero(rows >= 0)
-        if len(known) == 0:
-            return reasons
+        # Visit the recommendations product by product: consecutive ones then read the same similarity row,
+        # which stays in cache (each recommendation is explained on its own, so the order changes nothing).
+        known = known[np.argsort(products[known], kind="stable")]
+        # Chunks keep the per-purchase temporaries small (a recommendation expands to all the customer's
+        # purchases: tens of millions of entries at 10 million lines).
+        for start in range(0, len(known), _EXPLAIN_BATCH):
+            chunk = known[start : start + _EXPLAIN_BATCH]
+            winners, best = self._best_purchases(rows[chunk], products[chunk])
+            reasons[chunk[winners]] = [
+                f"customers who bought {name} also bought it" for name in descriptions[best]
+            ]
+        return reasons
+
+    def _best_purchases(self, rows: np.ndarray, products: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each (customer row, product): the purchase contributing most to its score, if any.
+
+        Returns:
+            Indices of the recommendations with a positive contribution, and the column of their best purchase
+            (the lowest column among equal contributions).
+        """
         # Contribution of each of the customer's products j to the score of product i: x[c, j] * S[j, i].
-        user = self.user_matrix_[rows[known]].tocsr()
+        user = self.user_matrix_[rows].tocsr()
         user.sort_indices()
-        rec = np.repeat(np.arange(len(known)), np.diff(user.indptr))
-        similarity = self.similarity_[user.indices, products[known][rec]]
+        rec = np.repeat(np.arange(len(rows)), np.diff(user.indptr))
+        if sp.issparse(self.similarity_):
+            similarity = self.similarity_[user.indices, products[rec]]
+        else:
+            # The dense similarity is exactly symmetric (see _cosine_similarity): read S[i, j] for S[j, i],
+            # along the recommended product's row instead of down its column.
+            similarity = self.similarity_[products[rec], user.indices]
         contribution = user.data * np.asarray(similarity, dtype=np.float64).ravel()
         has_items = np.diff(user.indptr) > 0
-        best_value = np.zeros(len(known))
+        best_value = np.zeros(len(rows))
         best_value[has_items] = np.maximum.reduceat(contribution, user.indptr[:-1][has_items])
         # First (lowest column) item reaching its recommendation's maximum: the product that explains it best.
         is_best = (contribution == best_value[rec]) & (contribution > 0)
         winners, first = np.unique(rec[is_best], return_index=True)
-        for position, j in zip(known[winners], user.indices[is_best][first], strict=True):
-            reasons[position] = f"customers who bought {descriptions[j]} also bought it"
-        return reasons
+        return winners, user.indices[is_best][first]
+
+
+def _cosine_similarity(columns: sp.csc_matrix, *, n_blocks: int = 8) -> np.ndarray:
+    """``columns.T @ columns`` as a dense float32 matrix, computed block by block above the diagonal.
+
+    Sparse x sparse products cost the sum over customers of their squared number of products, far below the
+    sparse x dense product (non-zeros x products). Each entry adds the same products in the same (customer)
+    order whichever way it is computed, and ``x * y == y * x`` exactly, so the matrix is exactly symmetric:
+    the blocks below the diagonal are mirrored instead of computed, and no full-size float64 or sparse
+    intermediate is ever built.
+    """
+    n = columns.shape[1]
+    edges = np.linspace(0, n, min(n_blocks, max(n, 1)) + 1).astype(np.int64)
+    blocks = [columns[:, start:end] for start, end in zip(edges[:-1], edges[1:], strict=True)]
+    rows = [block.T.tocsr() for block in blocks]
+    similarity = np.empty((n, n), dtype=np.float32)
+    for i, (row_start, row_end) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        for j in range(i, len(blocks)):
+            part = (rows[i] @ blocks[j]).toarray().astype(np.float32)
+            similarity[row_start:row_end, edges[j] : edges[j + 1]] = part
+            if j != i:
+                # Transpose in strips that stay in cache, rather than one cache miss per element.
+                for strip in range(0, part.shape[1], 64):
+                    target = slice(edges[j] + strip, min(edges[j] + strip + 64, edges[j + 1]))
+                    similarity[target, row_start:row_end] = part[:, strip : strip + 64].T
+    return similarity
 
 
 class SVDRecommender(_Component):
@@ -545,7 +937,7 @@ class SVDRecommender(_Component):
         self.weighting = weighting
         self.random_state = random_state
 
-    def _fit_history(self, history: _History, lines: pd.DataFrame) -> Self:
+    def _fit_history(self, history: _History) -> Self:
         matrix = svd.CustomerProductMatrix(
             svd.weight_counts(history.counts, weighting=self.weighting),
             pd.Index(history.customer_ids, dtype="Int64", name="customer_id"),
@@ -580,55 +972,234 @@ def _empty_rules() -> pd.DataFrame:
 
 
 def mine_rules(
-    lines: pd.DataFrame, *, min_support: float = 0.01, min_confidence: float = 0.1, max_len: int = 3
+    lines: pd.DataFrame, *, min_support: float = 0.01, min_confidence: float = 0.1, max_len: int | None = 3
 ) -> pd.DataFrame:
-    """Mine association rules on invoice baskets with mlxtend's ``apriori`` on a sparse basket.
+    """Mine association rules on invoice baskets, exactly as mlxtend's ``apriori`` + ``association_rules``.
 
-    Every invoice is a basket, guest invoices included. Products below ``min_support`` are dropped *before*
-    the basket is built: they cannot belong to a frequent itemset, and this keeps the sparse boolean frame
-    narrow.
+    Every invoice is a basket, guest invoices included. Itemsets are counted on sparse integer codes (pairs by
+    a sparse matrix product, larger sets by bitset intersections) instead of mlxtend's boolean frames; the
+    thresholds and floating-point formulas are mlxtend's (single items: ``count / n >= min_support``; larger
+    itemsets: ``count >= min_support * n``; ``confidence = (s(AC) n) / (s(A) n)``, ``lift = confidence /
+    s(C)``), so the rules and their values are identical.
 
     Args:
         lines: Sales lines with ``invoice`` and ``stock_code``; non-product codes are ignored.
         min_support: Minimum share of invoices containing the itemset.
         min_confidence: Minimum rule confidence.
-        max_len: Largest itemset size.
+        max_len: Largest itemset size (None: no limit).
 
     Returns:
         Frame ``antecedents`` (sorted list of stock codes), ``consequents`` (sorted list), ``support``,
-        ``confidence``, ``lift``, sorted by decreasing lift then confidence. Empty when nothing is frequent.
+        ``confidence``, ``lift``, sorted by decreasing lift then confidence (then by itemset and antecedent
+        size, as mlxtend generates them). Empty when nothing is frequent.
     """
     products = lines.loc[is_product_code(lines["stock_code"].astype(str)), ["invoice", "stock_code"]]
-    pairs = products.astype(str).drop_duplicates()
-    n_invoices = pairs["invoice"].nunique()
-    if n_invoices == 0:
-        return _empty_rules()
-    support = pairs["stock_code"].value_counts() / n_invoices
-    frequent = np.sort(support.index[support >= min_support].to_numpy().astype(str))
-    pairs = pairs[pairs["stock_code"].isin(frequent)]
-    if len(frequent) == 0:
-        return _empty_rules()
-    invoices = pd.Categorical(pairs["invoice"])
-    cols = pd.Index(frequent, dtype=object).get_indexer(pairs["stock_code"].to_numpy())
-    # Invoices without any frequent product are absent from ``pairs`` but still count in the denominator.
-    basket = sp.csc_matrix(
-        (np.ones(len(pairs), dtype=bool), (invoices.codes, cols)), shape=(n_invoices, len(frequent))
+    invoices, _ = pd.factorize(products["invoice"].astype(str))
+    codes, stock_codes = pd.factorize(products["stock_code"].astype(str), sort=True)
+    return _mine_coded(
+        invoices,
+        codes,
+        np.asarray(stock_codes, dtype=object),
+        min_support=min_support,
+        min_confidence=min_confidence,
+        max_len=max_len,
     )
-    frame = pd.DataFrame(
+
+
+def _mine_coded(
+    invoices: np.ndarray,
+    products: np.ndarray,
+    stock_codes: np.ndarray,
+    *,
+    min_support: float,
+    min_confidence: float,
+    max_len: int | None,
+) -> pd.DataFrame:
+    """:func:`mine_rules` on coded lines: invoice codes, product codes into sorted ``stock_codes``."""
+    n_products = len(stock_codes)
+    pairs = _distinct(invoices.astype(np.int64) * n_products + products)
+    if len(pairs) == 0:
+        return _empty_rules()
+    basket = np.cumsum(np.append(True, pairs[1:] // n_products != pairs[:-1] // n_products)) - 1
+    n_baskets = int(basket[-1]) + 1
+    item = pairs % n_products
+    support = np.bincount(item, minlength=n_products) / n_baskets
+    frequent = np.flatnonzero(support >= min_support)
+    if len(frequent) == 0 or (max_len is not None and max_len < 2):
+        return _empty_rules()
+    # mlxtend compares larger itemsets' integer counts with this float threshold.
+    threshold = min_support * n_baskets
+    position = np.full(n_products, -1, dtype=np.int64)
+    position[frequent] = np.arange(len(frequent))
+    in_frequent = position[item] >= 0
+    matrix = sp.csr_matrix(
+        (
+            np.ones(int(in_frequent.sum()), dtype=np.int64),
+            (basket[in_frequent], position[item[in_frequent]]),
+        ),
+        shape=(n_baskets, len(frequent)),
+    )
+    levels: dict[int, tuple[np.ndarray, np.ndarray]] = {
+        1: (
+            np.arange(len(frequent)).reshape(-1, 1),
+            np.bincount(position[item[in_frequent]], minlength=len(frequent)),
+        )
+    }
+    together = (matrix.T @ matrix).toarray()
+    first, second = np.triu_indices(len(frequent), k=1)
+    pair_counts = together[first, second]
+    found = pair_counts >= threshold
+    levels[2] = (np.column_stack([first[found], second[found]]), pair_counts[found])
+    bits = None
+    size = 2
+    while len(levels[size][0]) and (max_len is None or size < max_len):
+        candidates = _apriori_candidates(levels[size][0], len(frequent))
+        if len(candidates) == 0:
+            break
+        if bits is None:
+            bits = _bitsets(matrix)
+        counts = _itemset_counts(bits, candidates)
+        found = counts >= threshold
+        if not found.any():
+            break
+        size += 1
+        levels[size] = (candidates[found], counts[found])
+    return _rules_from_itemsets(levels, frequent, stock_codes, n_baskets, min_confidence=min_confidence)
+
+
+def _itemset_keys(itemsets: np.ndarray, n_items: int) -> np.ndarray:
+    """One integer per itemset (mixed radix), increasing with the itemsets; Python ints if int64 overflows."""
+    size = itemsets.shape[1]
+    dtype = np.int64 if n_items**size < 2**62 else object
+    keys = np.zeros(len(itemsets), dtype=dtype)
+    for column in range(size):
+        keys = keys * n_items + itemsets[:, column].astype(dtype)
+    return keys
+
+
+def _lookup(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each ``wanted`` key in ``keys`` (sorted ascending), and whether it is there."""
+    at = np.clip(np.searchsorted(keys, wanted), 0, max(len(keys) - 1, 0))
+    return at, (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), dtype=bool)
+
+
+def _apriori_candidates(itemsets: np.ndarray, n_items: int) -> np.ndarray:
+    """Generate candidates like mlxtend's apriori-gen: join itemsets sharing all but their last item, prune.
+
+    ``itemsets`` are sorted rows of sorted item positions; the candidates come out in the same (lexicographic)
+    order as mlxtend's generator.
+    """
+    size = itemsets.shape[1]
+    prefix = _itemset_keys(itemsets[:, :-1], n_items) if size > 1 else np.zeros(len(itemsets), dtype=np.int64)
+    starts = _run_starts(prefix)
+    ends = np.append(starts[1:], len(itemsets))
+    left, right = [], []
+    for start, end in zip(starts, ends, strict=True):
+        if end - start > 1:
+            i, j = np.triu_indices(end - start, k=1)
+            left.append(start + i)
+            right.append(start + j)
+    if not left:
+        return np.empty((0, size + 1), dtype=np.int64)
+    left_rows, right_rows = np.concatenate(left), np.concatenate(right)
+    candidates = np.column_stack([itemsets[left_rows], itemsets[right_rows, -1]])
+    keys = _itemset_keys(itemsets, n_items)
+    keep = np.ones(len(candidates), dtype=bool)
+    # The subsets without one of the first size - 1 items must be frequent too (the two joined ones are).
+    for dropped in range(size - 1):
+        subset = np.delete(candidates, dropped, axis=1)
+        keep &= _lookup(keys, _itemset_keys(subset, n_items))[1]
+    return candidates[keep]
+
+
+def _bitsets(matrix: sp.csr_matrix) -> np.ndarray:
+    """``(items, words)`` uint64 bitsets of the baskets holding each item (columns of a 0/1 basket matrix)."""
+    n_baskets, n_items = matrix.shape
+    n_words = (n_baskets + 63) // 64
+    coo = matrix.tocoo()
+    bits = np.zeros((n_items, n_words), dtype=np.uint64)
+    np.bitwise_or.at(
+        bits, (coo.col, coo.row // 64), np.left_shift(np.uint64(1), (coo.row % 64).astype(np.uint64))
+    )
+    return bits
+
+
+def _itemset_counts(bits: np.ndarray, itemsets: np.ndarray) -> np.ndarray:
+    """Number of baskets holding every item of each itemset (bitset intersections, in bounded chunks)."""
+    chunk = max(1, (64 << 20) // max(bits.shape[1] * 8, 1))
+    counts = np.empty(len(itemsets), dtype=np.int64)
+    for start in range(0, len(itemsets), chunk):
+        block = itemsets[start : start + chunk]
+        common = bits[block[:, 0]].copy()
+        for column in range(1, block.shape[1]):
+            common &= bits[block[:, column]]
+        counts[start : start + chunk] = np.bitwise_count(common).sum(axis=1, dtype=np.int64)
+    return counts
+
+
+def _rules_from_itemsets(
+    levels: dict[int, tuple[np.ndarray, np.ndarray]],
+    frequent: np.ndarray,
+    stock_codes: np.ndarray,
+    n_baskets: int,
+    *,
+    min_confidence: float,
+) -> pd.DataFrame:
+    """Every rule A -> C of the frequent itemsets with mlxtend's formulas, ordered like its generator."""
+    n_items = len(frequent)
+    keys = {size: _itemset_keys(itemsets, n_items) for size, (itemsets, _) in levels.items()}
+
+    def support_of(itemsets: np.ndarray) -> np.ndarray:
+        size = itemsets.shape[1]
+        at, _ = _lookup(keys[size], _itemset_keys(itemsets, n_items))
+        return levels[size][1][at] / n_baskets
+
+    parts = []
+    for size in sorted(levels):
+        if size < 2:
+            continue
+        itemsets, counts = levels[size]
+        both = counts / n_baskets
+        split = 0
+        # mlxtend's order within an itemset: larger antecedents first, then combinations in order.
+        for antecedent_size in range(size - 1, 0, -1):
+            for chosen in combinations(range(size), antecedent_size):
+                rest = [column for column in range(size) if column not in chosen]
+                antecedents, consequents = itemsets[:, list(chosen)], itemsets[:, rest]
+                confidence = (both * n_baskets) / (support_of(antecedents) * n_baskets)
+                lift = confidence / support_of(consequents)
+                kept = confidence >= min_confidence
+                parts.append(
+                    (
+                        np.full(int(kept.sum()), size),
+                        np.flatnonzero(kept),
+                        np.full(int(kept.sum()), split),
+                        antecedents[kept],
+                        consequents[kept],
+                        both[kept],
+                        confidence[kept],
+                        lift[kept],
+                    )
+                )
+                split += 1
+    if not parts or sum(len(part[1]) for part in parts) == 0:
+        return _empty_rules()
+    level = np.concatenate([part[0] for part in parts])
+    itemset = np.concatenate([part[1] for part in parts])
+    split = np.concatenate([part[2] for part in parts])
+    generated = np.lexsort((split, itemset, level))
+    codes = stock_codes[frequent]
+    antecedents = [codes[row].tolist() for part in parts for row in part[3]]
+    consequents = [codes[row].tolist() for part in parts for row in part[4]]
+    rules = pd.DataFrame(
         {
-            code: pd.arrays.SparseArray.from_spmatrix(basket[:, [j]])
-            for j, code in enumerate(frequent.tolist())
+            "antecedents": pd.Series(antecedents, dtype=object).to_numpy()[generated],
+            "consequents": pd.Series(consequents, dtype=object).to_numpy()[generated],
+            "support": np.concatenate([part[5] for part in parts])[generated],
+            "confidence": np.concatenate([part[6] for part in parts])[generated],
+            "lift": np.concatenate([part[7] for part in parts])[generated],
         }
     )
-    itemsets = apriori(frame, min_support=min_support, use_colnames=True, max_len=max_len, low_memory=True)
-    if (itemsets["itemsets"].map(len) > 1).sum() == 0:
-        return _empty_rules()
-    rules = association_rules(
-        itemsets, num_itemsets=n_invoices, metric="confidence", min_threshold=min_confidence
-    )
-    rules = rules.assign(
-        antecedents=rules["antecedents"].map(sorted), consequents=rules["consequents"].map(sorted)
-    )[_RULE_COLUMNS]
     return rules.sort_values(["lift", "confidence"], ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -657,26 +1228,29 @@ def _prepare_rules(rules: pd.DataFrame) -> pd.DataFrame:
         kept = kept[kept["country"].isna()]
     if "is_redundant" in kept.columns:
         kept = kept[~kept["is_redundant"].fillna(False).astype(bool)]
+    antecedents = [_as_code_list(items) for items in kept["antecedents"]]
+    consequents = [_as_code_list(items) for items in kept["consequents"]]
+    # Test every distinct code once rather than every list.
+    lengths = np.array(
+        [len(a) + len(c) for a, c in zip(antecedents, consequents, strict=True)], dtype=np.int64
+    )
+    flat = [code for a, c in zip(antecedents, consequents, strict=True) for code in (*a, *c)]
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    bad = np.bincount(owner, weights=~is_product_code(flat), minlength=len(lengths))
+    valid = np.array(
+        [len(a) > 0 and len(c) > 0 for a, c in zip(antecedents, consequents, strict=True)], dtype=bool
+    ) & (bad == 0)
     kept = pd.DataFrame(
         {
-            "antecedents": kept["antecedents"].map(_as_code_list).to_numpy(),
-            "consequents": kept["consequents"].map(_as_code_list).to_numpy(),
+            "antecedents": pd.Series(antecedents, dtype=object).to_numpy(),
+            "consequents": pd.Series(consequents, dtype=object).to_numpy(),
             "support": kept["support"].astype(np.float64).to_numpy(),
             "confidence": kept["confidence"].astype(np.float64).to_numpy(),
             "lift": kept["lift"].astype(np.float64).to_numpy(),
         }
-    )
-    valid = [
-        len(a) > 0 and len(c) > 0 and bool(is_product_code(a).all()) and bool(is_product_code(c).all())
-        for a, c in zip(kept["antecedents"], kept["consequents"], strict=True)
-    ]
-    kept = kept[np.array(valid, dtype=bool)]
+    )[valid]
     # Per-country tables repeat a rule; keep its strongest version.
-    key = (
-        kept["antecedents"].map(lambda a: "|".join(sorted(a)))
-        + ">"
-        + kept["consequents"].map(lambda c: "|".join(sorted(c)))
-    )
+    key = kept["antecedents"].map("|".join) + ">" + kept["consequents"].map("|".join)
     kept = kept.assign(_key=key).sort_values(["confidence", "lift"], ascending=False, kind="stable")
     return kept.drop_duplicates("_key").drop(columns="_key").reset_index(drop=True)
 
@@ -720,57 +1294,64 @@ class RulesRecommender(_Component):
         self.n_recent_invoices = n_recent_invoices
         self.score = score
 
-    def _fit_history(self, history: _History, lines: pd.DataFrame) -> Self:
+    def _fit_history(self, history: _History) -> Self:
         if self.score not in ("confidence", "confidence_lift"):
             raise ValueError(f"score must be 'confidence' or 'confidence_lift', got {self.score!r}")
         if self.rules is None:
-            rules = mine_rules(
-                lines, min_support=self.min_support, min_confidence=self.min_confidence, max_len=self.max_len
+            rules = _mine_coded(
+                history.lines.invoice,
+                history.cols,
+                history.stock_codes,
+                min_support=self.min_support,
+                min_confidence=self.min_confidence,
+                max_len=self.max_len,
             )
         else:
             rules = _prepare_rules(self.rules)
-        antecedent_cols = _positions_of_lists(history, rules["antecedents"])
-        consequent_cols = _positions_of_lists(history, rules["consequents"])
+        antecedents, antecedent_sizes = _positions_of_lists(history, rules["antecedents"])
+        consequents, consequent_sizes = _positions_of_lists(history, rules["consequents"])
         # A rule about a product outside the fitted catalogue can neither fire nor be served.
-        usable = np.array(
-            [
-                (a >= 0).all() and (c >= 0).all()
-                for a, c in zip(antecedent_cols, consequent_cols, strict=True)
-            ],
-            dtype=bool,
+        unknown = np.bincount(
+            np.repeat(np.arange(len(rules)), antecedent_sizes), weights=antecedents < 0, minlength=len(rules)
+        ) + np.bincount(
+            np.repeat(np.arange(len(rules)), consequent_sizes), weights=consequents < 0, minlength=len(rules)
         )
+        usable = unknown == 0
         self.rules_ = rules[usable].reset_index(drop=True)
-        antecedent_cols = [a for a, ok in zip(antecedent_cols, usable, strict=True) if ok]
-        consequent_cols = [c for c, ok in zip(consequent_cols, usable, strict=True) if ok]
         shape = (len(self.rules_), len(history.stock_codes))
-        self.antecedents_ = _incidence(antecedent_cols, shape)
-        self.consequents_ = _incidence(consequent_cols, shape)
-        self.antecedent_sizes_ = np.array([len(a) for a in antecedent_cols], dtype=np.int64)
+        self.antecedents_ = _incidence(antecedents, antecedent_sizes, usable, shape)
+        self.consequents_ = _incidence(consequents, consequent_sizes, usable, shape)
+        self.antecedent_sizes_ = antecedent_sizes[usable]
         strength = self.rules_["confidence"].to_numpy(dtype=np.float64)
         if self.score == "confidence_lift":
             strength = strength * self.rules_["lift"].to_numpy(dtype=np.float64)
         self.rule_scores_ = strength
-        self.recent_items_ = self._recent_items(history, lines)
+        self.recent_items_ = self._recent_items(history)
         self.history_ = history
         return self
 
-    def _recent_items(self, history: _History, lines: pd.DataFrame) -> sp.csr_matrix:
-        known = lines.loc[
-            lines["customer_id"].notna(), ["customer_id", "invoice", "invoice_date", "stock_code"]
-        ]
+    def _recent_items(self, history: _History) -> sp.csr_matrix:
+        """Binary customer x product matrix of the products in each customer's latest invoices."""
+        lines = history.lines
+        known = np.flatnonzero(history.rows >= 0)
         if self.n_recent_invoices is not None:
-            invoices = (
-                known.groupby(["customer_id", "invoice"], observed=True)["invoice_date"].max().reset_index()
-            )
-            invoices = invoices.sort_values(
-                ["customer_id", "invoice_date", "invoice"], ascending=[True, False, False]
-            )
-            recent = invoices.groupby("customer_id", observed=True).head(self.n_recent_invoices)
-            known = known[known["invoice"].isin(recent["invoice"])]
-        rows = history.customer_rows(known["customer_id"].astype("int64").to_numpy())
-        cols = history.product_positions(known["stock_code"].to_numpy())
+            rows, invoices = history.rows[known], lines.invoice[known].astype(np.int64)
+            key = rows * lines.n_invoices + invoices
+            order, starts = _runs(key)
+            # Each (customer, invoice) dated by its latest line, then latest first (the later invoice code on
+            # equal dates), as a sort by customer, date descending, invoice descending.
+            dated = np.maximum.reduceat(lines.date[known][order], starts) if len(starts) else key[:0]
+            customer, invoice = rows[order][starts], invoices[order][starts]
+            latest = np.lexsort((-invoice, -dated, customer))
+            customer, invoice = customer[latest], invoice[latest]
+            position = np.arange(len(customer)) - np.searchsorted(customer, customer, side="left")
+            recent = np.zeros(lines.n_invoices, dtype=bool)
+            recent[invoice[position < self.n_recent_invoices]] = True
+            known = known[recent[lines.invoice[known]]]
         items = sp.csr_matrix(
-            (np.ones(len(known)), (rows, cols)), shape=history.counts.shape, dtype=np.float64
+            (np.ones(len(known)), (history.rows[known], history.cols[known])),
+            shape=history.counts.shape,
+            dtype=np.float64,
         )
         items.sum_duplicates()
         items.data = np.ones_like(items.data)
@@ -793,10 +1374,14 @@ class RulesRecommender(_Component):
 
     def _score_rows(self, rows: np.ndarray) -> sp.csr_matrix:
         local, products, rule = self._fired(rows)
-        fired = pd.DataFrame({"local": local, "product": products, "strength": self.rule_scores_[rule]})
-        best = fired.groupby(["local", "product"], sort=False)["strength"].max().reset_index()
-        shape = (len(rows), len(self.history_.stock_codes))
-        return sp.csr_matrix((best["strength"].to_numpy(), (best["local"], best["product"])), shape=shape)
+        n_products = len(self.history_.stock_codes)
+        key = local.astype(np.int64) * n_products + products
+        order = np.argsort(key)
+        starts = _run_starts(key[order])
+        best = np.maximum.reduceat(self.rule_scores_[rule][order], starts) if len(starts) else np.zeros(0)
+        cells = key[order][starts]
+        shape = (len(rows), n_products)
+        return sp.csr_matrix((best, (cells // n_products, cells % n_products)), shape=shape)
 
     def _explain(self, rows: np.ndarray, products: np.ndarray) -> np.ndarray:
         reasons = np.full(len(rows), "often bought together with your recent purchases", dtype=object)
@@ -824,16 +1409,19 @@ class RulesRecommender(_Component):
         return reasons
 
 
-def _positions_of_lists(history: _History, lists: pd.Series) -> list[np.ndarray]:
-    """Catalogue columns of each list of stock codes (-1 for unknown codes), looked up in one pass."""
+def _positions_of_lists(history: _History, lists: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Catalogue columns of every code of every list (-1 for unknown codes), flat, and each list's length."""
     lengths = lists.map(len).to_numpy(dtype=np.int64)
     flat = history.product_positions(np.array([code for items in lists for code in items], dtype=object))
-    return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+    return flat, lengths
 
 
-def _incidence(columns: list[np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:
-    indptr = np.concatenate([[0], np.cumsum([len(c) for c in columns])]).astype(np.int64)
-    indices = np.concatenate(columns).astype(np.int64) if columns else np.array([], dtype=np.int64)
+def _incidence(
+    flat: np.ndarray, lengths: np.ndarray, usable: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """Rule x product 0/1 matrix of the usable rules' lists (``flat`` columns, ``lengths`` per rule)."""
+    indices = flat[np.repeat(usable, lengths)].astype(np.int64)
+    indptr = np.concatenate([[0], np.cumsum(lengths[usable])]).astype(np.int64)
     matrix = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=shape, dtype=np.float64)
     matrix.sort_indices()
     return matrix
@@ -860,6 +1448,49 @@ def default_components(
     }
 
 
+class _Workers:
+    """Run independent pieces of work on ``n_jobs`` threads, or in the calling thread when ``n_jobs`` is 1.
+
+    The heavy kernels (sparse products, partitions, BLAS) release the GIL, so threads use both cores of a
+    small machine without copying the data into other processes. Results are collected in submission order,
+    and every piece is deterministic, so nothing depends on ``n_jobs`` or on scheduling. Use as a context
+    manager.
+    """
+
+    def __init__(self, n_jobs: int | None) -> None:
+        self.n_jobs = 1 if n_jobs is None else n_jobs
+        if self.n_jobs < 1:
+            raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+        self._executor: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _Workers:
+        if self.n_jobs > 1:
+            self._executor = ThreadPoolExecutor(max_workers=self.n_jobs)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def submit(self, function: Callable[..., _T], /, *args: object, **kwargs: object) -> Future[_T]:
+        """Start ``function(*args, **kwargs)``; its result (or exception) comes from ``.result()``."""
+        if self._executor is not None:
+            return self._executor.submit(function, *args, **kwargs)
+        future: Future[_T] = Future()
+        try:
+            future.set_result(function(*args, **kwargs))
+        except Exception as err:  # re-raised by .result(), as from a thread pool
+            future.set_exception(err)
+        return future
+
+    def map(self, function: Callable[[int], _T], items: Iterable[int]) -> list[_T]:
+        """``[function(item) for item in items]``, in order."""
+        if self._executor is None:
+            return [function(item) for item in items]
+        return list(self._executor.map(function, items))
+
+
 @dataclass(frozen=True)
 class _Pool:
     """All components' candidates for a list of customers, padded to a dense ``(customers, slots)`` layout.
@@ -868,31 +1499,38 @@ class _Pool:
     column), and ``norms[m, i, j]`` is component ``m``'s normalised score for it (0 when ``m`` did not propose
     it). ``base`` holds the popularity tie-breaker (``_FALLBACK_EPSILON`` x its normalised rank) and ``-inf``
     on empty slots. Blending any weight vector is then a dense weighted sum and a row-wise top-k, cheap enough
-    to try many weight vectors.
+    to try many weight vectors. A customer's row depends only on its own candidates, apart from the padding
+    to ``width``.
     """
 
     products: np.ndarray
     norms: np.ndarray
     base: np.ndarray
 
+    @property
+    def width(self) -> int:
+        """Number of slots per customer."""
+        return self.products.shape[1]
+
+    def score(self, weights: np.ndarray) -> np.ndarray:
+        """Blended float32 score of every slot: the weighted norms summed component by component, plus base.
+
+        Written out term by term, this is bit for bit what ``np.tensordot(weights, norms, axes=1) + base``
+        returns, for any number of customers.
+        """
+        vector = weights.astype(np.float32)
+        total = vector[0] * self.norms[0]
+        for index in range(1, len(vector)):
+            total += vector[index] * self.norms[index]
+        return total + self.base
+
     def blend(self, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Top-``k`` slots per customer, best first: (customer position, slot, blended score, rank)."""
-        score = np.tensordot(weights.astype(np.float32), self.norms, axes=1) + self.base
-        n_customers, width = score.shape
-        top = min(k, width)
-        if top < width:
-            slots = np.argpartition(-score, top - 1, axis=1)[:, :top]
-        else:
-            slots = np.broadcast_to(np.arange(width)[None, :], score.shape).copy()
-        values = np.take_along_axis(score, slots, axis=1)
-        # Ties go to the lower slot, i.e. the lower product column, so results are repeatable.
-        order = np.lexsort((slots, -values), axis=1)
-        slots = np.take_along_axis(slots, order, axis=1)
-        values = np.take_along_axis(values, order, axis=1)
-        keep = np.isfinite(values)
-        position = np.broadcast_to(np.arange(n_customers)[:, None], slots.shape)
-        rank = np.broadcast_to(np.arange(1, top + 1)[None, :], slots.shape)
-        return position[keep], slots[keep], values[keep], rank[keep]
+        """Top-``k`` slots per customer, best first: (customer position, slot, blended score, rank).
+
+        Equal scores go to the lower slot, i.e. the lower product column (see :func:`_top_k` for ties at the
+        k-th place).
+        """
+        return _top_k(self.score(weights), k, positive_only=False)
 
     def sources(self, position: np.ndarray, slot: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Component contributing most to each chosen slot (-1 when only the fallback put it there)."""
@@ -900,6 +1538,45 @@ class _Pool:
         if contribution.shape[1] == 0:
             return np.array([], dtype=np.int64)
         return np.where(contribution.max(axis=0) > 0, contribution.argmax(axis=0), -1)
+
+    def take(self, rows: np.ndarray, *, width: int | None = None) -> _Pool:
+        """The pool of some customers, padded with empty slots to ``width`` (default: this pool's)."""
+        width = self.width if width is None else width
+        pad = width - self.width
+        return _Pool(
+            np.pad(self.products[rows], ((0, 0), (0, pad)), constant_values=-1),
+            np.pad(self.norms[:, rows], ((0, 0), (0, 0), (0, pad))),
+            np.pad(self.base[rows], ((0, 0), (0, pad)), constant_values=-np.inf),
+        )
+
+    @staticmethod
+    def stack(pools: Sequence[_Pool], *, width: int) -> _Pool:
+        """Customers of several pools in one, every row padded to ``width``."""
+        padded = [pool.take(np.arange(pool.products.shape[0]), width=width) for pool in pools]
+        return _Pool(
+            np.concatenate([pool.products for pool in padded]),
+            np.concatenate([pool.norms for pool in padded], axis=1),
+            np.concatenate([pool.base for pool in padded]),
+        )
+
+
+class _Served(NamedTuple):
+    """Hybrid picks, by customer position then rank; ``source`` indexes the components (-1: fallback)."""
+
+    position: np.ndarray
+    rank: np.ndarray
+    product: np.ndarray
+    score: np.ndarray
+    source: np.ndarray
+
+
+def _concat_served(parts: Sequence[_Served]) -> _Served:
+    if not parts:
+        empty = np.array([], dtype=np.int64)
+        return _Served(empty, empty, empty, np.array([], dtype=np.float32), empty)
+    joined = _Served(*(np.concatenate(arrays) for arrays in zip(*parts, strict=True)))
+    order = np.lexsort((joined.rank, joined.position))
+    return _Served(*(array[order] for array in joined))
 
 
 class HybridRecommender(_Component):
@@ -940,7 +1617,7 @@ class HybridRecommender(_Component):
         self.n_candidates = n_candidates
         self.random_state = random_state
 
-    def _fit_history(self, history: _History, lines: pd.DataFrame) -> Self:
+    def _fit_history(self, history: _History) -> Self:
         if self.normalization not in ("rank", "max"):
             raise ValueError(f"normalization must be 'rank' or 'max', got {self.normalization!r}")
         chosen = (
@@ -948,7 +1625,7 @@ class HybridRecommender(_Component):
         )
         components = {name: clone(component) for name, component in chosen.items()}
         components.setdefault("popularity", PopularityRecommender())
-        self.components_ = {name: c._fit_history(history, lines) for name, c in components.items()}
+        self.components_ = {name: c._fit_history(history) for name, c in components.items()}
         self.history_ = history
         return self
 
@@ -960,14 +1637,15 @@ class HybridRecommender(_Component):
             raise ValueError(f"weights for unknown components {sorted(unknown)}")
         return np.array([float(weights.get(name, 0.0)) for name in self.components_], dtype=np.float64)
 
-    def _component_candidates(
-        self, customer_ids: np.ndarray, *, exclude_purchased: bool, n: int | None = None
-    ) -> dict[str, _Candidates]:
-        n = self.n_candidates if n is None else n
-        return {
-            name: component._candidates(customer_ids, n=n, exclude_purchased=exclude_purchased)
+    def _component_candidate_sets(
+        self, customer_ids: np.ndarray, *, settings: Sequence[bool], n: int
+    ) -> list[dict[str, _Candidates]]:
+        """Every component's candidates for each ``exclude_purchased`` flag, scoring each block once."""
+        found = {
+            name: component._candidate_sets(customer_ids, n=n, settings=settings)
             for name, component in self.components_.items()
         }
+        return [{name: sets[index] for name, sets in found.items()} for index in range(len(settings))]
 
     def _pool(self, candidates: Mapping[str, _Candidates], n_customers: int, *, n: int) -> _Pool:
         n_products = len(self.history_.stock_codes)
@@ -977,50 +1655,103 @@ class HybridRecommender(_Component):
             if self.normalization == "rank":
                 norm = 1.0 - (found.rank - 1) / n
             else:
-                best = pd.Series(found.score).groupby(found.position).transform("max").to_numpy()
-                norm = found.score / best
+                norm = found.score / _group_max(found.position, found.score)
             keys.append(found.position.astype(np.int64) * n_products + found.product)
             components.append(np.full(len(found.rank), index, dtype=np.int64))
             norms.append(norm)
         unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
         position, product = unique // n_products, unique % n_products
-        slot = np.arange(len(unique)) - np.searchsorted(position, position, side="left")
+        starts = _run_starts(position)
+        slot = np.arange(len(unique)) - np.repeat(starts, np.diff(np.append(starts, len(unique))))
         width = int(slot.max()) + 1 if len(slot) else 1
         products = np.full((n_customers, width), -1, dtype=np.int64)
-        products[position, slot] = product
+        cell = position * width + slot
+        products.ravel()[cell] = product
         component = np.concatenate(components)
-        pooled = np.zeros((len(self.components_), n_customers, width), dtype=np.float32)
-        pooled[component, position[inverse], slot[inverse]] = np.concatenate(norms)
+        pooled = np.zeros((len(self.components_), n_customers * width), dtype=np.float32)
+        pooled[component, cell[inverse]] = np.concatenate(norms)
         # Popularity always stays in the pool, as a tie-breaker and to fill short lists, whatever its weight.
         popularity = list(self.components_).index("popularity")
-        base = np.zeros((n_customers, width), dtype=np.float32)
-        is_popular = component == popularity
-        base[position[inverse][is_popular], slot[inverse][is_popular]] = _FALLBACK_EPSILON * (
+        base = np.zeros(n_customers * width, dtype=np.float32)
+        base[cell[inverse][component == popularity]] = _FALLBACK_EPSILON * (
             1.0 - (candidates["popularity"].rank - 1) / n
         )
+        base = base.reshape(n_customers, width)
         base[products < 0] = -np.inf
+        pooled = pooled.reshape(len(self.components_), n_customers, width)
         return _Pool(products, pooled, base)
 
-    def _blend(
+    def _serve(
         self,
-        ids: np.ndarray,
-        pool: _Pool,
-        weights: Mapping[str, float] | None,
+        customer_ids: np.ndarray,
+        settings: Sequence[tuple[bool, Mapping[str, float] | None]],
         *,
         k: int,
-        exclude_purchased: bool,
-    ) -> pd.DataFrame:
-        vector = self._weight_vector(weights, exclude_purchased=exclude_purchased)
-        position, slot, score, rank = pool.blend(vector, k)
+        workers: _Workers | None = None,
+    ) -> list[_Served]:
+        """Blend the top ``k`` for every customer in each ``(exclude_purchased, weights)`` setting.
+
+        Customers are served in blocks of ``_SERVE_BATCH`` (on ``workers`` when given), so the pools stay
+        small at any data size. A customer whose k-th place is tied is set aside and resolved at the end on
+        its row padded to the width of the pool of *all* customers, which is what ``np.argpartition`` saw
+        when everybody was pooled at once.
+        """
+        n = max(self.n_candidates, k)
+        flags = [exclude for exclude, _ in settings]
+        vectors = [self._weight_vector(weights, exclude_purchased=exclude) for exclude, weights in settings]
+
+        def serve_block(start: int) -> list[tuple[_Served, np.ndarray, _Pool | None, int]]:
+            batch = customer_ids[start : start + _SERVE_BATCH]
+            blocks = []
+            for index, candidates in enumerate(self._component_candidate_sets(batch, settings=flags, n=n)):
+                pool = self._pool(candidates, len(batch), n=n)
+                position, slot, score, rank, tied = _top_k(
+                    pool.score(vectors[index]), k, positive_only=False, defer_ties=True
+                )
+                picks = self._picks(pool, vectors[index], start + position, position, slot, score, rank)
+                blocks.append((picks, start + tied, pool.take(tied) if len(tied) else None, pool.width))
+            return blocks
+
+        starts = range(0, len(customer_ids), _SERVE_BATCH)
+        results = (workers or _Workers(None)).map(serve_block, starts)
+        served = []
+        for index, vector in enumerate(vectors):
+            picks = [blocks[index][0] for blocks in results]
+            deferred = [blocks[index] for blocks in results if blocks[index][2] is not None]
+            if deferred:
+                offsets = np.concatenate([positions for _, positions, _, _ in deferred])
+                width = max([blocks[index][3] for blocks in results], default=1)
+                pool = _Pool.stack([part for _, _, part, _ in deferred], width=width)
+                position, slot, score, rank = pool.blend(vector, k)
+                picks.append(self._picks(pool, vector, offsets[position], position, slot, score, rank))
+            served.append(_concat_served(picks))
+        return served
+
+    @staticmethod
+    def _picks(
+        pool: _Pool,
+        weights: np.ndarray,
+        customer: np.ndarray,
+        position: np.ndarray,
+        slot: np.ndarray,
+        score: np.ndarray,
+        rank: np.ndarray,
+    ) -> _Served:
+        return _Served(
+            customer, rank, pool.products[position, slot], score, pool.sources(position, slot, weights)
+        )
+
+    def _frame(self, customer_ids: np.ndarray, served: _Served) -> pd.DataFrame:
         names = np.array(list(self.components_), dtype=object)
-        source = pool.sources(position, slot, vector)
         return pd.DataFrame(
             {
-                "customer_id": pd.array(ids[position], dtype="Int64"),
-                "rank": rank.astype(np.int64),
-                "stock_code": self.history_.stock_codes[pool.products[position, slot]],
-                "score": score.astype(np.float64),
-                "source": np.where(source >= 0, names[np.maximum(source, 0)], "popularity").astype(object),
+                "customer_id": pd.array(customer_ids[served.position], dtype="Int64"),
+                "rank": served.rank.astype(np.int64),
+                "stock_code": self.history_.stock_codes[served.product],
+                "score": served.score.astype(np.float64),
+                "source": np.where(
+                    served.source >= 0, names[np.maximum(served.source, 0)], "popularity"
+                ).astype(object),
             }
         )
 
@@ -1040,10 +1771,8 @@ class HybridRecommender(_Component):
         """
         _check_k(k)
         ids = _as_customer_ids(customer_ids)
-        n = max(self.n_candidates, k)
-        candidates = self._component_candidates(ids, exclude_purchased=exclude_purchased, n=n)
-        pool = self._pool(candidates, len(ids), n=n)
-        return self._blend(ids, pool, self.weights, k=k, exclude_purchased=exclude_purchased)
+        (served,) = self._serve(ids, [(exclude_purchased, self.weights)], k=k)
+        return self._frame(ids, served)
 
     def explain(self, recommendations: pd.DataFrame) -> pd.Series:
         """Explain each recommendation with the reason of its ``source`` component.
@@ -1060,6 +1789,21 @@ class HybridRecommender(_Component):
         return reasons
 
 
+def _relevant_pairs(lines: _Lines, cutoff: pd.Timestamp, end: pd.Timestamp) -> dict[str, np.ndarray]:
+    """Relevant (customer, product) pairs of a temporal split, as sorted ``customer code * n + product code``.
+
+    ``any``: distinct products bought in ``[cutoff, end)`` by customers who also bought before ``cutoff``;
+    ``new_only``: those the customer had not bought before.
+    """
+    n_products = len(lines.stock_codes)
+    known = lines.customer >= 0
+    key = lines.customer.astype(np.int64) * n_products + lines.product
+    before = _distinct(key[known & (lines.date < cutoff.value)])
+    after = _distinct(key[known & (lines.date >= cutoff.value) & (lines.date < end.value)])
+    after = after[_member(_distinct(before // n_products), after // n_products)]
+    return {"any": after, "new_only": after[~_member(before, after)]}
+
+
 def temporal_split(
     lines: pd.DataFrame, *, cutoff: pd.Timestamp, test_months: int = 3
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
@@ -1073,21 +1817,27 @@ def temporal_split(
     Returns:
         ``(train_lines, test_lines, relevant)`` where ``relevant`` maps each setting name to a frame
         ``customer_id, stock_code`` of distinct products bought in the test window by customers active on both
-        sides; for ``new_only`` the products bought before the cutoff are removed (and with them customers
-        left with nothing).
+        sides, sorted by customer and product; for ``new_only`` the products bought before the cutoff are
+        removed (and with them customers left with nothing).
     """
     kept = _product_lines(lines)
+    coded = _Lines.from_frame(kept)
     cutoff = pd.Timestamp(cutoff)
     end = cutoff + pd.DateOffset(months=test_months)
-    train = kept[kept["invoice_date"] < cutoff]
-    test = kept[(kept["invoice_date"] >= cutoff) & (kept["invoice_date"] < end)]
-    before = train.loc[train["customer_id"].notna(), ["customer_id", "stock_code"]].drop_duplicates()
-    after = test.loc[test["customer_id"].notna(), ["customer_id", "stock_code"]].drop_duplicates()
-    after = after[after["customer_id"].isin(before["customer_id"])]
-    relevant_any = after.sort_values(["customer_id", "stock_code"]).reset_index(drop=True)
-    seen = relevant_any.merge(before, on=["customer_id", "stock_code"], how="left", indicator=True)
-    relevant_new = relevant_any[(seen["_merge"] == "left_only").to_numpy()].reset_index(drop=True)
-    return train, test, {"any": relevant_any, "new_only": relevant_new}
+    dates = kept["invoice_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    train = kept[dates < cutoff.value]
+    test = kept[(dates >= cutoff.value) & (dates < end.value)]
+    n_products = len(coded.stock_codes)
+    relevant = {
+        setting: pd.DataFrame(
+            {
+                "customer_id": pd.array(coded.customer_ids[pairs // n_products], dtype="Int64"),
+                "stock_code": coded.stock_codes[pairs % n_products],
+            }
+        )
+        for setting, pairs in _relevant_pairs(coded, cutoff, end).items()
+    }
+    return train, test, relevant
 
 
 def _hits_matrix(
@@ -1170,18 +1920,93 @@ def ranking_metrics(recommendations: pd.DataFrame, relevant: pd.DataFrame, *, k:
     )
 
 
-def _relevance(pool: _Pool, relevant: pd.DataFrame, customers: np.ndarray, history: _History) -> np.ndarray:
-    """Boolean ``(customers, slots)`` matrix: is the pooled product in the customer's relevant set?"""
-    n_products = len(history.stock_codes)
-    position = np.searchsorted(customers, relevant["customer_id"].astype("int64").to_numpy())
-    product = history.product_positions(relevant["stock_code"].to_numpy())
-    wanted = np.unique(position[product >= 0] * n_products + product[product >= 0])
-    pooled = np.arange(pool.products.shape[0])[:, None] * n_products + pool.products
-    return (pool.products >= 0) & np.isin(pooled, wanted)
+@dataclass(frozen=True)
+class _Split:
+    """One setting of a holdout: who is evaluated, what they bought, and the hybrid's candidate pool.
+
+    Attributes:
+        customers: Sorted ids of the customers evaluated.
+        n_relevant: Size of each customer's relevant set (products outside the catalogue included).
+        relevant_keys: Sorted ``position * n_products + column`` of the relevant products in the catalogue.
+        n_products: Catalogue size of the fitted hybrid.
+        candidates: Every component's candidates (``position`` indexes ``customers``).
+        pool: The hybrid's candidate pool for ``customers``.
+        relevance: ``(customers, slots)``: is the pooled product relevant?
+    """
+
+    customers: np.ndarray
+    n_relevant: np.ndarray
+    relevant_keys: np.ndarray
+    n_products: int
+    candidates: dict[str, _Candidates]
+    pool: _Pool
+    relevance: np.ndarray
+
+    def hits(self, position: np.ndarray, rank: np.ndarray, product: np.ndarray, k: int) -> np.ndarray:
+        """``(customers, k)`` hit matrix of picks given as customer position, rank and product column."""
+        is_hit = _member(self.relevant_keys, position * self.n_products + product)
+        return _hits_matrix(position, rank, is_hit, len(self.customers), k)
+
+
+@dataclass(frozen=True)
+class _Holdout:
+    """A hybrid fitted on the lines before a cutoff, with both settings' candidates for the window after.
+
+    This is the unit of work that evaluation and weight tuning share: with the same cutoff and window, the
+    evaluation's test split is the served table's validation split.
+    """
+
+    hybrid: HybridRecommender
+    splits: dict[str, _Split]
+
+
+def _holdout(
+    lines: _Lines, cutoff: pd.Timestamp, months: int, *, options: Mapping[str, object], k: int
+) -> _Holdout | None:
+    """Fit the hybrid on the lines before ``cutoff`` and pool its candidates for the ``months`` after.
+
+    Returns:
+        The holdout, or None when no customer buys on both sides of the cutoff.
+    """
+    pairs = _relevant_pairs(lines, cutoff, cutoff + pd.DateOffset(months=months))
+    if len(pairs["any"]) == 0:
+        return None
+    train = lines.window(lines.date < cutoff.value)
+    hybrid = HybridRecommender(**options)._fit_history(_History.from_lines(train))
+    history = hybrid.history_
+    n = max(hybrid.n_candidates, k)
+    n_products = len(lines.stock_codes)
+    # Catalogue column of every coded product (-1: not sold before the cutoff, so never recommended).
+    columns = np.full(n_products, -1, dtype=np.int64)
+    columns[np.flatnonzero(np.bincount(train.product, minlength=n_products))] = np.arange(
+        len(history.stock_codes)
+    )
+    everyone = _distinct(lines.customer_ids[pairs["any"] // n_products])
+    # The new_only customers are a subset of everyone's: one scoring pass serves both settings.
+    candidate_sets = hybrid._component_candidate_sets(everyone, settings=tuple(SETTINGS.values()), n=n)
+    splits = {}
+    for (setting, keys), candidates in zip(pairs.items(), candidate_sets, strict=True):
+        codes = keys // n_products
+        starts = _run_starts(codes)
+        customers = lines.customer_ids[codes[starts]]
+        n_relevant = np.diff(np.append(starts, len(codes)))
+        new_positions = np.full(len(everyone), -1, dtype=np.int64)
+        new_positions[np.searchsorted(everyone, customers)] = np.arange(len(customers))
+        candidates = {name: found.take(new_positions) for name, found in candidates.items()}
+        pool = hybrid._pool(candidates, len(customers), n=n)
+        position = np.repeat(np.arange(len(customers)), n_relevant)
+        product = columns[keys % n_products]
+        known = product >= 0
+        catalogue = len(history.stock_codes)
+        wanted = _distinct(position[known] * catalogue + product[known])
+        pooled = np.arange(len(customers))[:, None] * catalogue + pool.products
+        relevance = (pool.products >= 0) & _member(wanted, pooled.ravel()).reshape(pooled.shape)
+        splits[setting] = _Split(customers, n_relevant, wanted, catalogue, candidates, pool, relevance)
+    return _Holdout(hybrid, splits)
 
 
 def _tune_on_folds(
-    folds: list[tuple[_Pool, np.ndarray, np.ndarray]],
+    folds: Sequence[_Split],
     names: list[str],
     *,
     k: int,
@@ -1190,15 +2015,21 @@ def _tune_on_folds(
     fixed_zero: set[str],
 ) -> dict[str, float]:
     """Coordinate ascent on the blend weights maximising mean nDCG@k + mean hit rate@k, averaged on folds."""
+    # A customer none of whose pooled products is relevant scores 0 whatever the weights: blend the others
+    # only. Their rows keep the full width, so ties at the k-th place resolve exactly as before.
+    prepared = []
+    for split in folds:
+        active = np.flatnonzero(split.relevance.any(axis=1))
+        prepared.append((split.pool.take(active), split.relevance[active], active, split.n_relevant))
+
+    seen: dict[tuple[float, ...], float] = {}
 
     def objective(weights: np.ndarray) -> float:
-        total = 0.0
-        for pool, relevance, n_relevant in folds:
-            position, slot, _, rank = pool.blend(weights, k)
-            hits = _hits_matrix(position, rank, relevance[position, slot], len(n_relevant), k)
-            metrics = _metrics_from_hits(hits, n_relevant)
-            total += float(metrics["ndcg_at_k"].mean() + metrics["hit_rate_at_k"].mean())
-        return total / len(folds)
+        # A sweep without improvement tries vectors an earlier sweep already scored: score each vector once.
+        key = tuple(weights.tolist())
+        if key not in seen:
+            seen[key] = _blend_objective(prepared, weights, k=k)
+        return seen[key]
 
     weights = np.array([0.0 if name in fixed_zero else 1.0 for name in names])
     best = objective(weights)
@@ -1224,10 +2055,33 @@ def _tune_on_folds(
     return {name: float(w) for name, w in zip(names, weights, strict=True)}
 
 
-def _customers_and_sizes(relevant: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    ids = relevant["customer_id"].astype("int64")
-    sizes = ids.value_counts().sort_index()
-    return sizes.index.to_numpy(dtype=np.int64), sizes.to_numpy(dtype=np.int64)
+def _blend_objective(
+    prepared: Sequence[tuple[_Pool, np.ndarray, np.ndarray, np.ndarray]], weights: np.ndarray, *, k: int
+) -> float:
+    """Mean nDCG@k + mean hit rate@k of a blend, averaged over folds (pool, relevance, rows, sizes)."""
+    total = 0.0
+    for pool, relevance, active, n_relevant in prepared:
+        position, slot, _, rank = pool.blend(weights, k)
+        hits = _hits_matrix(active[position], rank, relevance[position, slot], len(n_relevant), k)
+        metrics = _metrics_from_hits(hits, n_relevant)
+        total += float(metrics["ndcg_at_k"].mean() + metrics["hit_rate_at_k"].mean())
+    return total / len(prepared)
+
+
+def _options(
+    *,
+    components: Mapping[str, _Component] | None = None,
+    normalization: Literal["rank", "max"] = "max",
+    n_candidates: int = 100,
+    random_state: int | None = 0,
+) -> dict[str, object]:
+    """Constructor arguments of the hybrids fitted for evaluation and tuning."""
+    return {
+        "components": components,
+        "normalization": normalization,
+        "n_candidates": n_candidates,
+        "random_state": random_state,
+    }
 
 
 def tune_hybrid_weights(
@@ -1274,32 +2128,54 @@ def tune_hybrid_weights(
     _check_k(k)
     if n_folds < 1:
         raise ValueError(f"n_folds must be >= 1, got {n_folds}")
-    kept = _product_lines(lines)
-    n = max(n_candidates, k)
-    end = _default_cutoff(kept, months=0)
-    folds: dict[str, list[tuple[_Pool, np.ndarray, np.ndarray]]] = {setting: [] for setting in SETTINGS}
+    options = _options(
+        components=components,
+        normalization=normalization,
+        n_candidates=n_candidates,
+        random_state=random_state,
+    )
+    return _tune(
+        _Lines.from_frame(_product_lines(lines)),
+        validation_months=validation_months,
+        k=k,
+        n_folds=n_folds,
+        grid=grid,
+        n_rounds=n_rounds,
+        options=options,
+    )
+
+
+def _tune(
+    lines: _Lines,
+    *,
+    validation_months: int,
+    k: int,
+    n_folds: int,
+    grid: tuple[float, ...],
+    n_rounds: int,
+    options: Mapping[str, object],
+    first: _Holdout | None = None,
+) -> dict[str, dict[str, float]]:
+    """:func:`tune_hybrid_weights` on coded lines; ``first`` is the already fitted first fold, if known."""
+    end = _default_cutoff(lines, months=0)
+    folds: dict[str, list[_Split]] = {setting: [] for setting in SETTINGS}
     names: list[str] = []
     for fold in range(n_folds):
         cutoff = end - pd.DateOffset(months=validation_months * (fold + 1))
-        fold_lines = kept[kept["invoice_date"] < end - pd.DateOffset(months=validation_months * fold)]
-        train, _, relevant = temporal_split(fold_lines, cutoff=cutoff, test_months=validation_months)
-        if relevant["any"].empty or train.empty:
-            raise _split_error(kept, cutoff, validation_months, "validation")
-        hybrid = HybridRecommender(
-            components=components,
-            normalization=normalization,
-            n_candidates=n_candidates,
-            random_state=random_state,
-        ).fit(train)
-        names = list(hybrid.components_)
-        for setting, exclude in SETTINGS.items():
-            customers, n_relevant = _customers_and_sizes(relevant[setting])
-            candidates = hybrid._component_candidates(customers, exclude_purchased=exclude, n=n)
-            pool = hybrid._pool(candidates, len(customers), n=n)
-            folds[setting].append(
-                (pool, _relevance(pool, relevant[setting], customers, hybrid.history_), n_relevant)
-            )
-    tuned = {
+        if fold == 0 and first is not None:
+            holdout = first
+        else:
+            # The first fold holds every line (all are before ``end``); later ones stop where the previous
+            # fold's window starts.
+            fold_end = end - pd.DateOffset(months=validation_months * fold)
+            fold_lines = lines if fold == 0 else lines.window(lines.date < fold_end.value)
+            holdout = _holdout(fold_lines, cutoff, validation_months, options=options, k=k)
+        if holdout is None:
+            raise _split_error(lines, cutoff, validation_months, "validation")
+        names = list(holdout.hybrid.components_)
+        for setting in SETTINGS:
+            folds[setting].append(holdout.splits[setting])
+    return {
         setting: _tune_on_folds(
             folds[setting],
             names,
@@ -1310,13 +2186,66 @@ def tune_hybrid_weights(
         )
         for setting, exclude in SETTINGS.items()
     }
-    return tuned
 
 
-def _default_cutoff(lines: pd.DataFrame, *, months: int) -> pd.Timestamp:
+def _default_cutoff(lines: _Lines, *, months: int) -> pd.Timestamp:
     """``months`` before the end of the last invoice day, so the window holds exactly ``months`` of data."""
-    end = pd.Timestamp(lines["invoice_date"].max()).normalize() + pd.Timedelta(days=1)
+    end = lines.span()[1].normalize() + pd.Timedelta(days=1)
     return end - pd.DateOffset(months=months)
+
+
+def _metrics_table(
+    holdout: _Holdout,
+    weights: Mapping[str, Mapping[str, float]],
+    *,
+    k: int,
+    cutoff: pd.Timestamp,
+    test_months: int,
+) -> pd.DataFrame:
+    """One row per (model, setting) of a holdout: every component alone and the hybrid with ``weights``."""
+    hybrid = holdout.hybrid
+    catalogue = len(hybrid.history_.stock_codes)
+    rows = []
+    for setting, exclude in SETTINGS.items():
+        split = holdout.splits[setting]
+        for model in MODEL_NAMES:
+            if model == "hybrid":
+                vector = hybrid._weight_vector(weights[setting], exclude_purchased=exclude)
+                position, slot, _, rank = split.pool.blend(vector, k)
+                product = split.pool.products[position, slot]
+                params = {
+                    "weights": weights[setting],
+                    "normalization": hybrid.normalization,
+                    "n_candidates": hybrid.n_candidates,
+                }
+            else:
+                # Each component's own top-k is the head of its candidate list.
+                found = split.candidates[model]
+                head = found.rank <= k
+                position, rank, product = found.position[head], found.rank[head], found.product[head]
+                params = {
+                    key: value
+                    for key, value in hybrid.components_[model].get_params().items()
+                    if key != "rules"
+                }
+            per_customer = _metrics_from_hits(split.hits(position, rank, product, k), split.n_relevant)
+            rows.append(
+                {
+                    "model": model,
+                    "setting": setting,
+                    "k": k,
+                    "n_customers": len(split.customers),
+                    **{
+                        name: float(pd.Series(per_customer[name]).mean())
+                        for name in ("precision_at_k", "recall_at_k", "ndcg_at_k", "hit_rate_at_k")
+                    },
+                    "catalogue_coverage": len(_distinct(product)) / catalogue,
+                    "cutoff_date": cutoff,
+                    "test_end_date": cutoff + pd.DateOffset(months=test_months),
+                    "params": json.dumps(params, sort_keys=True, default=str),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def evaluate(
@@ -1361,69 +2290,122 @@ def evaluate(
             data span needed).
     """
     _check_k(k)
-    kept = _product_lines(cleaned)
-    cutoff = _default_cutoff(kept, months=test_months) if cutoff is None else pd.Timestamp(cutoff)
-    train, _, relevant = temporal_split(kept, cutoff=cutoff, test_months=test_months)
-    if relevant["any"].empty:
-        raise _split_error(kept, cutoff, test_months, "evaluation")
-    options = {
-        "components": components,
-        "normalization": normalization,
-        "n_candidates": n_candidates,
-        "random_state": random_state,
-    }
-    weights = tune_hybrid_weights(train, validation_months=validation_months, k=k, n_folds=n_folds, **options)
-    hybrid = HybridRecommender(**options).fit(train)
-    n = max(hybrid.n_candidates, k)
-    catalogue = len(hybrid.history_.stock_codes)
-    rows = []
-    for setting, exclude in SETTINGS.items():
-        wanted = relevant[setting]
-        customers, _ = _customers_and_sizes(wanted)
-        # Each component's own top-k is the head of its candidate list, so candidates are computed once.
-        candidates = hybrid._component_candidates(customers, exclude_purchased=exclude, n=n)
-        for model in MODEL_NAMES:
-            if model == "hybrid":
-                pool = hybrid._pool(candidates, len(customers), n=n)
-                recs = hybrid._blend(customers, pool, weights[setting], k=k, exclude_purchased=exclude)
-                params = {
-                    "weights": weights[setting],
-                    "normalization": hybrid.normalization,
-                    "n_candidates": hybrid.n_candidates,
-                }
-            else:
-                found = candidates[model]
-                head = found.rank <= k
-                recs = pd.DataFrame(
-                    {
-                        "customer_id": customers[found.position[head]],
-                        "rank": found.rank[head],
-                        "stock_code": hybrid.history_.stock_codes[found.product[head]],
-                    }
-                )
-                params = {
-                    key: value
-                    for key, value in hybrid.components_[model].get_params().items()
-                    if key != "rules"
-                }
-            per_customer = ranking_metrics(recs, wanted, k=k)
-            rows.append(
-                {
-                    "model": model,
-                    "setting": setting,
-                    "k": k,
-                    "n_customers": len(customers),
-                    **{
-                        name: float(per_customer[name].mean())
-                        for name in ("precision_at_k", "recall_at_k", "ndcg_at_k", "hit_rate_at_k")
-                    },
-                    "catalogue_coverage": recs["stock_code"].nunique() / catalogue,
-                    "cutoff_date": cutoff,
-                    "test_end_date": cutoff + pd.DateOffset(months=test_months),
-                    "params": json.dumps(params, sort_keys=True, default=str),
-                }
-            )
-    return pd.DataFrame(rows)
+    lines = _Lines.from_frame(_product_lines(cleaned))
+    cutoff = _default_cutoff(lines, months=test_months) if cutoff is None else pd.Timestamp(cutoff)
+    options = _options(
+        components=components,
+        normalization=normalization,
+        n_candidates=n_candidates,
+        random_state=random_state,
+    )
+    holdout = _holdout(lines, cutoff, test_months, options=options, k=k)
+    return _evaluate(
+        lines,
+        holdout,
+        cutoff=cutoff,
+        test_months=test_months,
+        k=k,
+        validation_months=validation_months,
+        n_folds=n_folds,
+        options=options,
+    )
+
+
+def _evaluate(
+    lines: _Lines,
+    holdout: _Holdout | None,
+    *,
+    cutoff: pd.Timestamp,
+    test_months: int,
+    k: int,
+    validation_months: int,
+    n_folds: int,
+    options: Mapping[str, object],
+) -> pd.DataFrame:
+    """The metrics table of a test holdout (``None``: nobody to evaluate), weights tuned before its cutoff."""
+    if holdout is None:
+        raise _split_error(lines, cutoff, test_months, "evaluation")
+    weights = _tune(
+        lines.window(lines.date < cutoff.value),
+        validation_months=validation_months,
+        k=k,
+        n_folds=n_folds,
+        grid=WEIGHT_GRID,
+        n_rounds=3,
+        options=options,
+    )
+    return _metrics_table(holdout, weights, k=k, cutoff=cutoff, test_months=test_months)
+
+
+def _serving_weights(
+    lines: _Lines, *, validation_months: int, k: int, random_state: int | None, first: _Holdout | None = None
+) -> Mapping[str, Mapping[str, float]]:
+    """Weights tuned on the last ``validation_months`` (default components), or the defaults if too short."""
+    try:
+        return _tune(
+            lines,
+            validation_months=validation_months,
+            k=k,
+            n_folds=1,
+            grid=WEIGHT_GRID,
+            n_rounds=3,
+            options=_options(random_state=random_state),
+            first=first,
+        )
+    except ValidationSplitError as err:
+        # Too little history to tune on (e.g. a one-week sample): recommending with the documented default
+        # blend beats recommending nothing; the warning says why the weights are not tuned.
+        _LOG.warning("blend weights not tuned, using DEFAULT_WEIGHTS: %s", err)
+        return DEFAULT_WEIGHTS
+
+
+def _check_settings(settings: Iterable[str]) -> list[str]:
+    settings = list(settings)
+    unknown = [name for name in settings if name not in SETTINGS]
+    if unknown or not settings:
+        raise ValueError(f"settings must be a non-empty subset of {list(SETTINGS)}, got {settings}")
+    return settings
+
+
+def _serving_fit(lines: _Lines, rules: pd.DataFrame | None, *, random_state: int | None) -> HybridRecommender:
+    """Every component fitted on all ``lines``, the rules component on ``rules`` when given."""
+    return HybridRecommender(
+        components=default_components(random_state=random_state, rules=rules), random_state=random_state
+    )._fit_history(_History.from_lines(lines))
+
+
+def _serve_table(
+    hybrid: HybridRecommender,
+    weights: Mapping[str, Mapping[str, float]],
+    *,
+    settings: list[str],
+    k: int,
+    workers: _Workers | None = None,
+) -> pd.DataFrame:
+    """Serve every customer of the fitted ``hybrid`` in each setting, with descriptions and reasons."""
+    history = hybrid.history_
+    customers = history.customer_ids
+    served = hybrid._serve(
+        customers, [(SETTINGS[name], dict(weights[name])) for name in settings], k=k, workers=workers
+    )
+    tables = []
+    for setting, picks in zip(settings, served, strict=True):
+        recs = hybrid._frame(customers, picks)
+        recs["description"] = history.descriptions[picks.product]
+        recs["setting"] = setting
+        tables.append(recs)
+    table = pd.concat(tables, ignore_index=True)
+    # Reasons depend on each row alone: explain both settings in one pass per source.
+    table["reason"] = hybrid.explain(table)
+    columns = ["customer_id", "rank", "stock_code", "description", "score", "source", "reason", "setting"]
+    order = table["setting"].map({name: i for i, name in enumerate(settings)})
+    return (
+        table[columns]
+        .assign(_order=order)
+        .sort_values(["_order", "customer_id", "rank"])
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
 
 
 def recommend_all_settings(
@@ -1463,47 +2445,15 @@ def recommend_all_settings(
         ValueError: If a setting name is unknown or ``weights`` lacks one.
     """
     _check_k(k)
-    settings = list(settings)
-    unknown = [name for name in settings if name not in SETTINGS]
-    if unknown or not settings:
-        raise ValueError(f"settings must be a non-empty subset of {list(SETTINGS)}, got {settings}")
-    kept = _product_lines(cleaned)
+    settings = _check_settings(settings)
+    lines = _Lines.from_frame(_product_lines(cleaned))
     if weights is None:
-        try:
-            weights = tune_hybrid_weights(
-                kept, validation_months=validation_months, k=k, random_state=random_state
-            )
-        except ValidationSplitError as err:
-            # Too little history to tune on (e.g. a one-week sample): recommending with the documented default
-            # blend beats recommending nothing; the warning says why the weights are not tuned.
-            _LOG.warning("blend weights not tuned, using DEFAULT_WEIGHTS: %s", err)
-            weights = DEFAULT_WEIGHTS
+        weights = _serving_weights(lines, validation_months=validation_months, k=k, random_state=random_state)
     missing = [name for name in settings if name not in weights]
     if missing:
         raise ValueError(f"no blend weights for settings {missing}")
-    hybrid = HybridRecommender(
-        components=default_components(random_state=random_state, rules=rules), random_state=random_state
-    ).fit(kept)
-    customers = hybrid.history_.customer_ids
-    tables = []
-    for setting in settings:
-        recs = hybrid.set_params(weights=dict(weights[setting])).recommend(
-            customers, k=k, exclude_purchased=SETTINGS[setting]
-        )
-        recs["reason"] = hybrid.explain(recs)
-        recs["description"] = hybrid.history_.descriptions[
-            hybrid.history_.product_positions(recs["stock_code"])
-        ]
-        recs["setting"] = setting
-        tables.append(recs)
-    columns = ["customer_id", "rank", "stock_code", "description", "score", "source", "reason", "setting"]
-    table = pd.concat(tables, ignore_index=True)[columns]
-    order = table["setting"].map({name: i for i, name in enumerate(settings)})
-    return (
-        table.assign(_order=order)
-        .sort_values(["_order", "customer_id", "rank"])
-        .drop(columns="_order")
-        .reset_index(drop=True)
+    return _serve_table(
+        _serving_fit(lines, rules, random_state=random_state), weights, settings=settings, k=k
     )
 
 
@@ -1544,3 +2494,88 @@ def recommend_all(
         validation_months=validation_months,
         random_state=random_state,
     )
+
+
+class RecommenderTables(NamedTuple):
+    """Output of :func:`recommend_and_evaluate`.
+
+    Attributes:
+        recommendations: As returned by :func:`recommend_all_settings` (both settings).
+        evaluation: As returned by :func:`evaluate`; None when the data is too short to evaluate.
+        evaluation_error: Why there is no evaluation (the error :func:`evaluate` raises), else None.
+    """
+
+    recommendations: pd.DataFrame
+    evaluation: pd.DataFrame | None
+    evaluation_error: ValidationSplitError | None
+
+
+def recommend_and_evaluate(
+    cleaned: pd.DataFrame,
+    rules: pd.DataFrame | None = None,
+    *,
+    k: int = 10,
+    test_months: int = 3,
+    validation_months: int = 3,
+    random_state: int | None = 0,
+    n_jobs: int | None = None,
+) -> RecommenderTables:
+    """Serve every customer and evaluate the recommenders, sharing the fits the two have in common.
+
+    The result equals ``recommend_all_settings(cleaned, rules, k=k, validation_months=validation_months,
+    random_state=random_state)`` and ``evaluate(cleaned, test_months=test_months, k=k,
+    validation_months=validation_months, random_state=random_state)``. When ``validation_months ==
+    test_months`` (the default) the served table's validation split *is* the evaluation's test split, so the
+    components fitted before the test cutoff, and their candidate pools, are computed once and used both to
+    measure the tuned hybrid and to tune the served weights: three fits instead of four. The three fits
+    (before the inner validation cutoff, before the test cutoff, on everything) are independent, and so are
+    the blocks of customers served; with ``n_jobs`` > 1 they run on that many threads.
+
+    Args:
+        cleaned: Cleaned sales lines.
+        rules: Optional association rules for the served table (see :func:`recommend_all_settings`).
+        k: Products per customer, and the metrics' cut-off rank.
+        test_months: Length of the evaluation's test window, in months.
+        validation_months: Length of the validation windows used for tuning, in months.
+        random_state: Seed for the SVD component.
+        n_jobs: Threads for the independent fits and serving blocks (None: 1). The results do not depend on
+            it: each piece is deterministic and BLAS runs single-threaded inside.
+
+    Returns:
+        The recommendations table, and the evaluation table or the reason it could not be computed (the
+        recommendations then use ``DEFAULT_WEIGHTS`` only if even their validation split is empty).
+    """
+    _check_k(k)
+    lines = _Lines.from_frame(_product_lines(cleaned))
+    options = _options(random_state=random_state)
+    cutoff = _default_cutoff(lines, months=test_months)
+    inner = {"validation_months": validation_months, "k": k, "n_folds": 1, "grid": WEIGHT_GRID, "n_rounds": 3}
+    # One BLAS thread everywhere: the pieces run side by side instead, and results never depend on the
+    # machine's core count.
+    with threadpool_limits(limits=1, user_api="blas"), _Workers(n_jobs) as workers:
+        test_fit = workers.submit(_holdout, lines, cutoff, test_months, options=options, k=k)
+        inner_weights = workers.submit(
+            _tune, lines.window(lines.date < cutoff.value), options=options, **inner
+        )
+        serving_fit = workers.submit(_serving_fit, lines, rules, random_state=random_state)
+        holdout = test_fit.result()
+        evaluation, error = None, None
+        try:
+            if holdout is None:
+                raise _split_error(lines, cutoff, test_months, "evaluation")
+            evaluation = _metrics_table(
+                holdout, inner_weights.result(), k=k, cutoff=cutoff, test_months=test_months
+            )
+        except ValidationSplitError as err:
+            error = err
+        weights = _serving_weights(
+            lines,
+            validation_months=validation_months,
+            k=k,
+            random_state=random_state,
+            first=holdout if validation_months == test_months else None,
+        )
+        # The test fit is done with: free it before the serving pools are built.
+        holdout = test_fit = None
+        table = _serve_table(serving_fit.result(), weights, settings=list(SETTINGS), k=k, workers=workers)
+    return RecommenderTables(table, evaluation, error)

@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
+from threadpoolctl import threadpool_limits
 
 Weighting = Literal["log_count", "tfidf", "binary"]
 WEIGHTINGS: tuple[str, ...] = ("log_count", "tfidf", "binary")
@@ -77,28 +78,60 @@ def factor_columns(n_components: int) -> list[str]:
     return [f"factor_{i:0{width}d}" for i in range(1, n_components + 1)]
 
 
+def latest_positions(keys: np.ndarray, dates: np.ndarray, ranks: np.ndarray | None = None) -> np.ndarray:
+    """Find the latest row of each key, as a stable sort by key and date then ``keep="last"`` would.
+
+    Two linear passes (``np.maximum.at``) instead of a sort: the latest date of each key, then the highest rank
+    among that key's rows of that date.
+
+    Args:
+        keys: Non-negative integer key of each row (e.g. a product code).
+        dates: Sortable date of each row (e.g. ``datetime64`` as int64 nanoseconds).
+        ranks: Distinct tie-breaker of each row, the highest wins (default: the row's position).
+
+    Returns:
+        Positions of one row per distinct key, in increasing key order: the row with the latest date and, among
+        rows sharing it, the highest rank.
+    """
+    if len(keys) == 0:
+        return np.array([], dtype=np.int64)
+    ranks = np.arange(len(keys)) if ranks is None else np.asarray(ranks, dtype=np.int64)
+    n_keys = int(keys.max()) + 1
+    latest = np.full(n_keys, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(latest, keys, dates)
+    candidates = np.flatnonzero(dates == latest[keys])
+    best = np.full(n_keys, -1, dtype=np.int64)
+    np.maximum.at(best, keys[candidates], ranks[candidates])
+    winners = candidates[ranks[candidates] == best[keys[candidates]]]
+    return winners[np.argsort(keys[winners], kind="stable")]
+
+
 def product_descriptions(lines: pd.DataFrame) -> pd.Series:
     """Pick one description per stock code: the most recent non-empty one.
 
     The same code carries several descriptions over time (renames, typos); the latest is what the shop shows
-    now.
+    now. Among lines of the same code and date, the last one in ``lines`` wins.
 
     Args:
         lines: Cleaned sales lines with ``stock_code``, ``description`` and ``invoice_date``.
 
     Returns:
-        Series of descriptions indexed by ``stock_code`` (codes without any description are absent).
+        Series of descriptions indexed by ``stock_code`` (sorted; codes without any description are absent).
     """
-    described = lines.loc[lines["description"].notna(), ["stock_code", "description", "invoice_date"]]
-    # Strip each distinct text once (a few thousand) instead of every line (a million at full size).
-    codes, texts = pd.factorize(described["description"])
-    stripped = pd.Series(texts, dtype=object).astype(str).str.strip().to_numpy(dtype=object)
-    described = described.assign(description=stripped[codes])
-    described = described[described["description"] != ""]
-    latest = described.sort_values(["stock_code", "invoice_date"], kind="stable").drop_duplicates(
-        "stock_code", keep="last"
+    # Strip each distinct text once (a few thousand) instead of every line (a million at full size), and sort
+    # integer codes rather than strings. Missing descriptions get code -1, which the appended False drops.
+    texts, distinct_texts = pd.factorize(lines["description"])
+    stripped = pd.Series(distinct_texts, dtype=object).astype(str).str.strip().to_numpy(dtype=object)
+    kept = np.append(stripped != "", False)[texts]
+    codes, stock_codes = pd.factorize(lines["stock_code"].to_numpy()[kept], sort=True)
+    dates = lines["invoice_date"].to_numpy(dtype="datetime64[ns]")[kept].view(np.int64)
+    latest = latest_positions(codes, dates)
+    return pd.Series(
+        stripped[texts[kept][latest]],
+        index=pd.Index(np.asarray(stock_codes, dtype=object)[codes[latest]], name="stock_code"),
+        name="description",
+        dtype=object,
     )
-    return latest.set_index("stock_code")["description"].rename("description")
 
 
 def _check_weighting(weighting: str) -> None:
@@ -161,18 +194,28 @@ def customer_product_matrix(
     known = cleaned.loc[cleaned["customer_id"].notna(), ["customer_id", "invoice", "stock_code"]]
     if known.empty:
         raise ValueError("no line has a customer_id: cannot build a customer x product matrix")
-    pairs = known.drop_duplicates()
-    customers = pd.Categorical(pairs["customer_id"].astype("int64"))
-    products = pd.Categorical(pairs["stock_code"].astype(str))
-    shape = (len(customers.categories), len(products.categories))
-    # Duplicate (customer, product) entries are summed by the COO -> CSR conversion: one per distinct invoice.
+    # Integer codes instead of a drop_duplicates over string columns: codes follow the sorted labels.
+    customer_codes, customers = pd.factorize(known["customer_id"].astype("int64").to_numpy(), sort=True)
+    invoice_codes, _ = pd.factorize(known["invoice"].astype(str))
+    product_codes, products = pd.factorize(known["stock_code"].astype(str).to_numpy(), sort=True)
+    n_invoices = int(invoice_codes.max()) + 1
+    triples = np.sort(
+        (customer_codes.astype(np.int64) * n_invoices + invoice_codes) * len(products) + product_codes
+    )
+    # Sort-based distinct values: np.unique without return_inverse takes a much slower path on NumPy 2.4.
+    triples = triples[np.append(True, triples[1:] != triples[:-1])]
+    shape = (len(customers), len(products))
+    # One entry per distinct (customer, invoice, product): the COO -> CSR conversion sums them into invoice
+    # counts.
     counts = sp.csr_matrix(
-        (np.ones(len(pairs)), (customers.codes, products.codes)), shape=shape, dtype=np.float64
+        (np.ones(len(triples)), (triples // (n_invoices * len(products)), triples % len(products))),
+        shape=shape,
+        dtype=np.float64,
     )
     counts.sum_duplicates()
     matrix = weight_counts(counts, weighting=weighting)
-    customer_ids = pd.Index(customers.categories.astype("int64"), dtype="Int64", name="customer_id")
-    stock_codes = pd.Index(products.categories.astype(str), dtype=object, name="stock_code")
+    customer_ids = pd.Index(customers, dtype="Int64", name="customer_id")
+    stock_codes = pd.Index(np.asarray(products, dtype=object), dtype=object, name="stock_code")
     return CustomerProductMatrix(matrix.astype(np.float64), customer_ids, stock_codes)
 
 
@@ -221,7 +264,10 @@ def fit_svd(
     """
     n = effective_components(matrix.matrix.shape, n_components)
     model = TruncatedSVD(n_components=n, algorithm="randomized", random_state=random_state)
-    projected = model.fit_transform(matrix.matrix)
+    # The range finder's QR, LU and small SVD work on (rows x ~n) blocks: threading them only adds overhead
+    # (several times the CPU on two busy cores), and one thread makes the result independent of the machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        projected = model.fit_transform(matrix.matrix)
     columns = factor_columns(n)
     ratio = model.explained_variance_ratio_
     explained = pd.DataFrame(

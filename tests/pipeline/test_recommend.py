@@ -557,3 +557,139 @@ def test_short_data_recommends_with_default_weights_and_evaluation_says_why(shop
     assert set(table["customer_id"].astype(int)) == set(week["customer_id"].dropna().astype(int))
     with pytest.raises(recommend.ValidationSplitError, match=r"the data spans 2010-01-0\d to 2010-01-\d\d"):
         recommend.evaluate(week)
+
+
+def _reference_top_n(scores: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
+    """The selection as first written: argpartition, then sort the chosen columns by score and column."""
+    n = min(n, scores.shape[1])
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    values = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -values), axis=1)
+    part, values = np.take_along_axis(part, order, axis=1), np.take_along_axis(values, order, axis=1)
+    return [
+        [(int(c), float(v)) for c, v in zip(p, w, strict=True) if v > 0]
+        for p, w in zip(part, values, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("n", [1, 3, 8, 12])
+def test_top_k_keeps_the_argpartition_selection_even_with_ties(n):
+    rng = np.random.default_rng(n)
+    # Few distinct values, so many rows tie at the n-th place; zeros and -inf are never returned.
+    scores = rng.integers(-1, 5, size=(300, 12)).astype(np.float64)
+    scores[rng.random(scores.shape) < 0.1] = -np.inf
+    row, column, value, rank = recommend._top_k(scores, n, positive_only=True)
+    found = [[] for _ in range(len(scores))]
+    for r, c, v, k in zip(row, column, value, rank, strict=True):
+        assert k == len(found[r]) + 1
+        found[r].append((int(c), float(v)))
+    assert found == _reference_top_n(scores, n)
+
+
+def test_blocked_cosine_similarity_equals_the_full_product(shop):
+    history = recommend.ItemKNNRecommender().fit(shop).history_
+    columns = recommend.normalize(history.counts.tocsc(), norm="l2", axis=0)
+    expected = np.asarray(columns.T @ columns.toarray(), dtype=np.float32)
+    np.testing.assert_array_equal(recommend._cosine_similarity(columns, n_blocks=3), expected)
+
+
+def test_pool_score_equals_tensordot(hybrid):
+    (candidates,) = hybrid._component_candidate_sets(hybrid.history_.customer_ids, settings=(False,), n=20)
+    pool = hybrid._pool(candidates, len(hybrid.history_.customer_ids), n=20)
+    for weights in ([1.0, 2.0, 0.5, 0.25, 8.0], [0.0, 4.0, 1.0, 0.0, 2.0]):
+        vector = np.array(weights)
+        expected = np.tensordot(vector.astype(np.float32), pool.norms, axes=1) + pool.base
+        np.testing.assert_array_equal(pool.score(vector), expected)
+
+
+@pytest.mark.parametrize("exclude_purchased", [False, True])
+def test_batched_serving_equals_one_pool(hybrid, monkeypatch, exclude_purchased):
+    customers = hybrid.history_.customer_ids
+    # Rule confidences repeat, so several customers tie at the 3rd place.
+    monkeypatch.setattr(hybrid, "weights", {"rules": 1.0})
+    whole = hybrid.recommend(customers, k=3, exclude_purchased=exclude_purchased)
+    deferred = []
+    top_k = recommend._top_k
+
+    def counting_top_k(*args, **kwargs):
+        found = top_k(*args, **kwargs)
+        if kwargs.get("defer_ties"):
+            deferred.extend(found[-1])
+        return found
+
+    # Tiny blocks: tied customers are set aside, then resolved on rows padded to the whole pool's width.
+    monkeypatch.setattr(recommend, "_top_k", counting_top_k)
+    monkeypatch.setattr(recommend, "_SERVE_BATCH", 8)
+    monkeypatch.setattr(recommend, "_BATCH_ROWS", 4)
+    batched = hybrid.recommend(customers, k=3, exclude_purchased=exclude_purchased)
+    pd.testing.assert_frame_equal(batched, whole)
+    assert deferred
+
+
+def test_mine_rules_equals_mlxtend(shop):
+    from mlxtend.frequent_patterns import apriori, association_rules
+
+    mined = recommend.mine_rules(shop, min_support=0.02, min_confidence=0.2, max_len=3)
+    assert mined["antecedents"].map(len).add(mined["consequents"].map(len)).max() == 3
+    products = shop[recommend.is_product_code(shop["stock_code"])]
+    basket = pd.crosstab(products["invoice"], products["stock_code"]).gt(0)
+    basket.columns = [str(code) for code in basket.columns]
+    itemsets = apriori(basket, min_support=0.02, use_colnames=True, max_len=3, low_memory=True)
+    expected = association_rules(itemsets, num_itemsets=len(basket), metric="confidence", min_threshold=0.2)
+
+    def keyed(rules: pd.DataFrame) -> dict[tuple, tuple]:
+        return {
+            (tuple(sorted(a)), tuple(sorted(c))): (s, f, lift)
+            for a, c, s, f, lift in zip(
+                rules["antecedents"],
+                rules["consequents"],
+                rules["support"],
+                rules["confidence"],
+                rules["lift"],
+                strict=True,
+            )
+        }
+
+    # Same rules, same floating-point values.
+    assert keyed(mined) == keyed(expected)
+    assert mined["lift"].is_monotonic_decreasing
+
+
+@pytest.mark.parametrize(("validation_months", "n_jobs"), [(2, None), (1, None), (2, 2)])
+def test_recommend_and_evaluate_equals_the_separate_calls(shop, validation_months, n_jobs):
+    rules = pd.DataFrame(
+        {
+            "antecedents": [["10000"], ["10101"]],
+            "consequents": [["10001"], ["10102"]],
+            "confidence": [0.6, 0.4],
+            "lift": [4.0, 3.0],
+            "support": [0.1, 0.05],
+        }
+    )
+    before = shop.copy()
+    tables = recommend.recommend_and_evaluate(
+        shop, rules, k=5, test_months=2, validation_months=validation_months, random_state=1, n_jobs=n_jobs
+    )
+    pd.testing.assert_frame_equal(shop, before)
+    assert tables.evaluation_error is None
+    pd.testing.assert_frame_equal(
+        tables.evaluation,
+        recommend.evaluate(shop, test_months=2, k=5, validation_months=validation_months, random_state=1),
+        check_exact=True,
+    )
+    pd.testing.assert_frame_equal(
+        tables.recommendations,
+        recommend.recommend_all_settings(
+            shop, rules, k=5, validation_months=validation_months, random_state=1
+        ),
+        check_exact=True,
+    )
+
+
+def test_recommend_and_evaluate_on_short_data_serves_and_says_why_it_cannot_evaluate(shop):
+    week = shop[shop["invoice_date"] < pd.Timestamp("2010-01-11")]
+    tables = recommend.recommend_and_evaluate(week, k=3)
+    assert tables.evaluation is None
+    assert isinstance(tables.evaluation_error, recommend.ValidationSplitError)
+    assert "the data spans" in str(tables.evaluation_error)
+    pd.testing.assert_frame_equal(tables.recommendations, recommend.recommend_all_settings(week, k=3))

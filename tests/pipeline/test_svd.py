@@ -96,6 +96,28 @@ def test_product_descriptions_take_the_latest_non_empty_text():
     assert svd.product_descriptions(lines).to_dict() == {"A": "NEW NAME"}
 
 
+def test_product_descriptions_break_date_ties_like_a_stable_sort():
+    rng = np.random.default_rng(3)
+    lines = pd.DataFrame(
+        {
+            "stock_code": rng.choice(["A", "B", "C", "D"], size=300),
+            "description": rng.choice([f"NAME {i}" for i in range(40)] + [None, " "], size=300),
+            "invoice_date": pd.Timestamp("2010-01-01")
+            + pd.to_timedelta(rng.integers(0, 5, size=300), unit="D"),
+        }
+    )
+    # Reference: the latest non-empty stripped description per code, the last line winning on equal dates.
+    described = lines.dropna(subset=["description"])
+    described = described.assign(description=described["description"].str.strip())
+    described = described[described["description"] != ""]
+    expected = described.sort_values(["stock_code", "invoice_date"], kind="stable").drop_duplicates(
+        "stock_code", keep="last"
+    )
+    assert svd.product_descriptions(lines).to_dict() == dict(
+        zip(expected["stock_code"], expected["description"], strict=True)
+    )
+
+
 @pytest.mark.parametrize(
     ("n", "expected"), [(1, ["factor_01"]), (3, ["factor_01", "factor_02", "factor_03"])]
 )
