@@ -2559,6 +2559,14 @@ def recommend_and_evaluate(
         )
         serving_fit = workers.submit(_serving_fit, lines, rules, random_state=random_state)
         holdout = test_fit.result()
+        # Tune the served weights (which need only the test fit) while the other fits may still run.
+        weights = _serving_weights(
+            lines,
+            validation_months=validation_months,
+            k=k,
+            random_state=random_state,
+            first=holdout if validation_months == test_months else None,
+        )
         evaluation, error = None, None
         try:
             if holdout is None:
@@ -2568,13 +2576,6 @@ def recommend_and_evaluate(
             )
         except ValidationSplitError as err:
             error = err
-        weights = _serving_weights(
-            lines,
-            validation_months=validation_months,
-            k=k,
-            random_state=random_state,
-            first=holdout if validation_months == test_months else None,
-        )
         # The test fit is done with: free it before the serving pools are built.
         holdout = test_fit = None
         table = _serve_table(serving_fit.result(), weights, settings=list(SETTINGS), k=k, workers=workers)

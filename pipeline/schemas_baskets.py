@@ -361,7 +361,8 @@ class NodeCentrality(pa.DataFrameModel):
     degree_centrality: Series[float] = pa.Field(gt=0, le=1, description="degree / (nodes - 1), unweighted.")
     betweenness_centrality: Series[float] = pa.Field(
         ge=0, le=1 + _TOLERANCE,
-        description="Share of shortest paths through the node (distance = 1 / weight), normalised.",
+        description="Share of shortest paths through the node (distance = 1 / weight), normalised; estimated from "
+                    "seeded random pivots on networks above max_exact_nodes (see the asset metadata).",
     )
     eigenvector_centrality: Series[float] = pa.Field(
         ge=-_TOLERANCE, le=1 + _TOLERANCE, nullable=True,
