@@ -112,6 +112,7 @@ def bench_scale(args: argparse.Namespace, label: str, source: Path, runs: int) -
         "source": str(source),
         "runs": runs,
         "wall": statistics.median(r["wall_seconds"] for r in results),
+        "wall_all": [round(r["wall_seconds"], 1) for r in results],
         "import": statistics.median(r["import_seconds"] for r in results),
         "peak_mb": max(r["peak_rss_mb"] for r in results),
         "cpu": statistics.median(r.get("cpu_seconds", float("nan")) for r in results),
