@@ -58,6 +58,10 @@ ANALYSIS = [
     "The rest is ~60 steps of a few seconds each: model selection 6 s (k-means over k = 2..10 with "
     "n_init), predictions 3 s, rules 3 s, ingest and staging 4-5 s, ~35 checks at 0.1-0.5 s, 4 s of "
     "imports, Dagster's per-step event handling.",
+    "- **At 10x the quadratic step shows**: `customer_network_edges` scores every pair of customers sharing a "
+    "product (70 s at 10.7M lines against 2 s at full size); the recommender is the largest step there (94 s, "
+    "its 8.5 GB peak is the run's). A candidate step (MinHash/LSH, or leaving out the most popular products "
+    "when pairing customers) would make the projection grow linearly.",
     "- **Medians are pessimistic here**: the runs shared the 2 cores with other jobs (see the load column); "
     "a run whose neighbour held a core took 109 s where the quiet one took 75 s, almost all of the "
     "difference in the two-process betweenness.",
