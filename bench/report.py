@@ -62,6 +62,10 @@ ANALYSIS = [
     "product (70 s at 10.7M lines against 2 s at full size); the recommender is the largest step there (94 s, "
     "its 8.5 GB peak is the run's). A candidate step (MinHash/LSH, or leaving out the most popular products "
     "when pairing customers) would make the projection grow linearly.",
+    "- **CPU and memory of the betweenness workers**: the runs above count only the main process's CPU "
+    "(the child now adds its children's for later runs) and its peak memory; each worker peaks at about "
+    "60 MB at full size and 240 MB at 10x. Two workers cost ~40% more CPU than one process (cache and "
+    "memory-bandwidth contention) and only win wall time when the second core is free.",
     "- **Medians are pessimistic here**: the runs shared the 2 cores with other jobs (see the load column); "
     "a run whose neighbour held a core took 109 s where the quiet one took 75 s, almost all of the "
     "difference in the two-process betweenness.",
