@@ -15,26 +15,7 @@ import sys
 import threading
 import time
 
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set in MB.
-
-    ``VmHWM`` is per address space, so unlike ``ru_maxrss`` it is not inherited from the parent across
-    ``exec`` (which would floor every figure at the harness's own size).
-    """
-    with open("/proc/self/status", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from bench.memory import status_mb
 
 
 class RssSampler(threading.Thread):
@@ -54,7 +35,7 @@ class RssSampler(threading.Thread):
     def run(self) -> None:
         """Sample until :meth:`stop` is called."""
         while not self._halt.is_set():
-            self.samples.append((time.time(), _rss_mb()))
+            self.samples.append((time.time(), status_mb("VmRSS")))
             self._halt.wait(self.interval)
 
     def stop(self) -> list[tuple[float, float]]:
@@ -114,7 +95,7 @@ def main(out: str) -> None:
         "import_seconds": imported - started,
         "run_seconds": finished - imported,
         "total_seconds": finished - started,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": status_mb("VmHWM"),
         "steps": steps,
     }
     with open(out, "w", encoding="utf-8") as handle:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import inputs
+from bench.memory import status_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
@@ -156,18 +157,6 @@ def bench_refresh(args: argparse.Namespace, parquet: Path) -> dict:
     return result
 
 
-def _hwm_mb(pid: int) -> float:
-    """Peak resident set of a running process (0 once it has exited)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def workload(args: argparse.Namespace, name: str, warehouse: str, **options) -> dict:
     """Run ``bench.workloads`` NAME in a fresh subprocess; return its timing and result frame."""
     out = args.work / "workloads" / "_".join([name, *(f"{k}{v}" for k, v in options.items())])
@@ -183,7 +172,7 @@ def workload(args: argparse.Namespace, name: str, warehouse: str, **options) -> 
     process = subprocess.Popen(cmd, cwd=ROOT, env=_env(args))
     peak = 0.0
     while process.poll() is None:
-        peak = max(peak, _hwm_mb(process.pid))
+        peak = max(peak, status_mb("VmHWM", process.pid))
         if timeout is not None and time.perf_counter() - started > timeout:
             process.kill()
             process.wait()

@@ -23,6 +23,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from bench.memory import status_mb
+
 MAX_BASKET_SIZE = 250
 
 
@@ -148,19 +150,6 @@ def project_rfm(warehouse: str) -> tuple[float, pd.DataFrame]:
     )
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set in MB.
-
-    ``VmHWM`` is per address space, so unlike ``ru_maxrss`` it is not inherited from the parent across
-    ``exec`` (which would floor every figure at the harness's own size).
-    """
-    with open("/proc/self/status", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
     """Run one workload and write its timing and result."""
     parser = argparse.ArgumentParser()
@@ -206,7 +195,7 @@ def main() -> None:
                 {
                     "seconds": time.perf_counter() - wall_started,
                     "cpu_seconds": time.process_time() - cpu_started,
-                    "peak_rss_mb": peak_rss_mb(),
+                    "peak_rss_mb": status_mb("VmHWM"),
                     "failed": f"MemoryError under a {args.memory_cap_gb:g} GB address-space cap",
                 }
             )
@@ -215,7 +204,7 @@ def main() -> None:
     # CPU seconds of the whole workload (loading included): the contention-free cost on a shared machine.
     cpu = time.process_time() - cpu_started
     result.to_parquet(Path(args.out + ".parquet"), index=False)
-    peak = peak_rss_mb()
+    peak = status_mb("VmHWM")
     Path(args.out + ".json").write_text(
         json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak, "rows": len(result)})
     )
