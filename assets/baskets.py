@@ -1,6 +1,6 @@
 """Basket assets: frequent itemsets, association rules and product bundles. Logic lives in pipeline.baskets."""
 
-from typing import Literal
+import dataclasses
 
 import dagster as dg
 import pandas as pd
@@ -12,7 +12,7 @@ from assets._tables import warehouse_table
 from assets.checks import schema_check
 from pipeline import baskets, plots_baskets
 from pipeline.schemas_baskets import AssociationRules, FrequentItemsets, ProductBundles
-from resources import Warehouse
+from resources import RuleMiningSettings, Warehouse
 
 _KINDS = ("duckdb", "pandas", "scipy")
 
@@ -32,18 +32,11 @@ WHERE country IS NULL AND NOT is_redundant
 
 
 class BasketConfig(dg.Config):
-    """Thresholds of frequent-itemset mining and rule generation."""
+    """Which countries get itemsets of their own (the thresholds are the ``rule_mining`` resource's)."""
 
-    min_support: float = Field(default=0.01, description="Minimum share of baskets (invoices) holding an itemset.")
-    max_len: int = Field(default=3, description="Largest itemset mined.")
-    algorithm: Literal["eclat", "apriori", "fpgrowth"] = Field(
-        default="eclat", description="Miner: eclat (exact sparse counts), mlxtend's apriori or fpgrowth.")
-    max_basket_size: int = Field(default=250, description="Invoices with more distinct products are left out.")
     top_n_countries: int = Field(default=5, description="Countries (besides all) that get their own rules.")
     min_country_invoices: int = Field(default=100, description="Invoices a country needs to get its own rules.")
     min_support_count: int = Field(default=10, description="Absolute floor of baskets for a country's itemset.")
-    min_confidence: float = Field(default=0.3, description="Minimum rule confidence.")
-    min_lift: float = Field(default=1.0, description="Minimum rule lift.")
 
 
 class BundleConfig(dg.Config):
@@ -62,30 +55,44 @@ _CLEANED = {"cleaned": dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, dagster_type=dg
 
 
 @warehouse_table(keys.FREQUENT_ITEMSETS, FrequentItemsets, group="baskets", ins=_CLEANED, kinds=_KINDS)
-def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig,
-                      warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig, warehouse: Warehouse,
+                      rule_mining: RuleMiningSettings) -> dg.Output[pd.DataFrame]:
     """Frequent itemsets of invoice baskets (exact sparse counts), for all countries and the largest ones."""
+    mining = rule_mining.settings()
     cleaned = _arrow_frame(warehouse, _MINED_LINES_SQL)
     itemsets, summary = baskets.itemsets_and_summary(
         cleaned, top_n_countries=config.top_n_countries, min_invoices=config.min_country_invoices,
-        min_support=config.min_support, max_len=config.max_len, algorithm=config.algorithm,
-        max_basket_size=config.max_basket_size, min_support_count=config.min_support_count)
-    context.log.info(f"mined {summary} at min_support={config.min_support} with {config.algorithm}")
+        min_support=mining.min_support, max_len=mining.max_len, algorithm=mining.algorithm,
+        max_basket_size=mining.max_basket_size, min_support_count=config.min_support_count)
+    context.log.info(f"mined {summary} with {mining}")
     return dg.Output(itemsets, metadata={
         "itemsets": len(itemsets), "baskets": dg.MetadataValue.json(summary),
+        **_mining_metadata(mining, summary),
         "by_length": dg.MetadataValue.json({str(k): int(v) for k, v in itemsets["length"].value_counts().sort_index().items()}),
         "preview": preview(itemsets)})
 
 
+def _mining_metadata(mining: baskets.RuleMining, summary: dict | None = None) -> dict:
+    """The mining settings, and the basket cap spelled out when it is on."""
+    metadata = {"rule_mining": dg.MetadataValue.json(dataclasses.asdict(mining))}
+    if mining.max_basket_size is not None:
+        excluded = f", {summary['giant_baskets_excluded']} invoices excluded" if summary else ""
+        metadata["basket_cap"] = (f"ON: invoices with more than {mining.max_basket_size} distinct products are "
+                                  f"left out of the basket universe{excluded}")
+    return metadata
+
+
 @warehouse_table(keys.ASSOCIATION_RULES, AssociationRules, group="baskets",
                  ins=keys.ins(itemsets=keys.FREQUENT_ITEMSETS), kinds=_KINDS)
-def association_rules(config: BasketConfig, itemsets: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def association_rules(rule_mining: RuleMiningSettings, itemsets: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Association rules with support, confidence, lift, leverage, conviction, Zhang's metric and redundancy."""
-    rules = baskets.association_rules_table(itemsets, min_confidence=config.min_confidence, min_lift=config.min_lift)
+    mining = rule_mining.settings()
+    rules = baskets.association_rules_table(itemsets, min_confidence=mining.min_confidence,
+                                            min_lift=mining.min_lift)
     overall = rules[rules["country"].isna()]
     return dg.Output(rules, metadata={
         "rules": len(rules), "rules_all_countries": len(overall),
-        "redundant": int(rules["is_redundant"].sum()),
+        "redundant": int(rules["is_redundant"].sum()), **_mining_metadata(mining),
         "plot": figure(plots_baskets.rules_scatter(rules)),
         "strongest": preview(overall.drop(columns=["antecedents", "consequents"], errors="ignore"), 15)})
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets import baskets, customers, eda, ingest, marts, network, publish, recommendations, report, staging
-from resources import InvoiceSource, Warehouse, WarehouseIOManager
+from resources import InvoiceSource, RuleMiningSettings, Warehouse, WarehouseIOManager
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WAREHOUSE = str(PROJECT_ROOT / "data" / "warehouse" / "retail.duckdb")
@@ -67,6 +67,7 @@ def build_definitions() -> dg.Definitions:
             "io_manager": WarehouseIOManager(database=warehouse_path),
             "warehouse": Warehouse(database=warehouse_path),
             "invoice_source": InvoiceSource(location=_setting("RETAIL_SOURCE", "synthetic")),
+            "rule_mining": RuleMiningSettings(),
         },
     )
 

@@ -9,15 +9,20 @@ Conventions shared by every function in this module:
 
 * A basket is one invoice of the cleaned transactions, guest invoices included. A product appears at most
   once per basket, however many lines or units of it the invoice has.
-* Giant wholesale baskets are left out of mining. An invoice with more than ``max_basket_size`` distinct
-  products (default :data:`DEFAULT_MAX_BASKET_SIZE` = 250, about the 99.5th percentile of the 2009-2010
-  sheet, where the median basket holds 15 products) puts every pair of its products together. On that
-  sheet the 101 such invoices (0.5% of 20,573) alone lift the itemsets found at support 0.005 from 4,651
-  to 7,951. A fixed cap, unlike a percentile, means the same thing for every country and data size.
-  ``None`` keeps every invoice.
-* Support is a share of the mined baskets: every invoice of the (country-filtered) cleaned transactions
-  except the giant ones. Confidence, lift and the other rule metrics use the same universe, which keeps
-  them consistent with each other; :func:`basket_summary` reports how many baskets were excluded.
+* Support is the textbook one: a share of *all* the invoices of the (country-filtered) cleaned
+  transactions, exactly what mlxtend's ``apriori``/``fpgrowth``, R's ``arules`` or Spark's ``FPGrowth`` report
+  on the same baskets. Confidence, lift and the other rule metrics use the same universe.
+* Giant wholesale baskets can be left out, as an explicit option that is off by default:
+  ``max_basket_size`` (suggested value :data:`DEFAULT_MAX_BASKET_SIZE` = 250, about the 99.5th percentile of
+  the 2009-2010 sheet, where the median basket holds 15 products) drops every invoice with more distinct
+  products than that from the universe, so support becomes a share of the remaining baskets. On that sheet the
+  101 such invoices (0.5% of 20,573) alone lift the itemsets found at support 0.005 from 4,651 to 7,951.
+  :func:`basket_summary` reports the cap and what it excluded.
+* :class:`RuleMining` holds every setting that decides the all-countries rules. The association-rules table
+  and the recommender's rules component (served and evaluated in temporal holdouts) are both mined by
+  :func:`mine_rules` with one such object, so what the evaluation measures is what is served.
+* ``min_support_count`` is a floor for the per-country universes only (a country of 300 invoices would
+  otherwise call an itemset seen in 3 baskets frequent); the all-countries itemsets use the plain threshold.
 * The support threshold is applied to exact integer counts (``support_count >= ceil(min_support * n)``),
   so every miner (the default ``"eclat"``, mlxtend's apriori and FP-growth) returns identical itemsets
   whatever the floating-point rounding of ``count / n``.
@@ -43,7 +48,10 @@ import scipy.sparse as sp
 from mlxtend.frequent_patterns import apriori, fpgrowth
 
 DEFAULT_MAX_BASKET_SIZE: int = 250
-"""Invoices with more distinct products than this are excluded from itemset mining."""
+"""Suggested cap on distinct products per basket, for callers that want giant invoices left out.
+
+Mining uses no cap unless one is given (textbook support over every invoice); the product network's
+projection uses this value by default."""
 
 MAX_CONVICTION: float = 1e6
 """Finite stand-in for an infinite conviction (a rule with confidence 1).
@@ -94,6 +102,43 @@ BUNDLE_COLUMNS: list[str] = [
 
 Algorithm = Literal["eclat", "apriori", "fpgrowth"]
 ALGORITHMS: tuple[str, ...] = ("eclat", "apriori", "fpgrowth")
+
+
+@dataclass(frozen=True)
+class RuleMining:
+    """Every setting that decides the all-countries association rules.
+
+    One object configures both the ``analytics.association_rules`` table and the recommender's rules
+    component, which mines with it inside each temporal holdout (see :func:`mine_rules`): the rules the
+    evaluation scores and the blend tuning weighs are mined exactly as the served ones.
+
+    Attributes:
+        min_support: Smallest share of baskets (all invoices, or those within the cap) holding an itemset,
+            in ``(0, 1]``.
+        max_len: Largest itemset mined; ``None`` for no limit.
+        algorithm: ``"eclat"`` (exact sparse counts, the default), ``"apriori"`` or ``"fpgrowth"`` (mlxtend);
+            all three return the same itemsets.
+        max_basket_size: Leave out invoices with more distinct products than this; ``None`` (default) keeps
+            every invoice, which gives textbook support.
+        min_confidence: Keep rules with at least this confidence.
+        min_lift: Keep rules with at least this lift.
+    """
+
+    min_support: float = 0.01
+    max_len: int | None = 3
+    algorithm: Algorithm = "eclat"
+    max_basket_size: int | None = None
+    min_confidence: float = 0.3
+    min_lift: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_mining_arguments(self.min_support, self.algorithm, self.max_basket_size)
+        if self.max_len is not None and self.max_len < 1:
+            raise ValueError(f"max_len must be a positive integer or None, got {self.max_len}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+        if self.min_lift < 0:
+            raise ValueError(f"min_lift must be >= 0, got {self.min_lift}")
 
 
 @dataclass(frozen=True)
@@ -164,7 +209,7 @@ class _BasketIndex:
         return self.invoice[keep], self.product[keep]
 
     def matrix(
-        self, country: str | None = None, *, max_basket_size: int | None = DEFAULT_MAX_BASKET_SIZE
+        self, country: str | None = None, *, max_basket_size: int | None = None
     ) -> tuple[sp.csr_matrix, pd.Index, pd.Index]:
         """The binary basket matrix of one universe (see :func:`basket_matrix`)."""
         _check_cap(max_basket_size)
@@ -246,7 +291,7 @@ def basket_sizes(cleaned: pd.DataFrame) -> pd.Series:
 
 
 def giant_invoices(
-    cleaned: pd.DataFrame, *, max_basket_size: int | None = DEFAULT_MAX_BASKET_SIZE
+    cleaned: pd.DataFrame, *, max_basket_size: int | None = None
 ) -> pd.Index:
     """List the invoices that are too large to be mined as baskets.
 
@@ -265,7 +310,7 @@ def giant_invoices(
 
 
 def basket_matrix(
-    cleaned: pd.DataFrame, *, max_basket_size: int | None = DEFAULT_MAX_BASKET_SIZE
+    cleaned: pd.DataFrame, *, max_basket_size: int | None = None
 ) -> tuple[sp.csr_matrix, pd.Index, pd.Index]:
     """Build the binary invoice x product matrix of the mined baskets.
 
@@ -284,7 +329,7 @@ def basket_matrix(
 
 
 def basket_frame(
-    cleaned: pd.DataFrame, *, max_basket_size: int | None = DEFAULT_MAX_BASKET_SIZE
+    cleaned: pd.DataFrame, *, max_basket_size: int | None = None
 ) -> pd.DataFrame:
     """Build the basket matrix as the sparse boolean DataFrame that mlxtend expects.
 
@@ -311,7 +356,7 @@ def _sparse_frame(matrix: sp.spmatrix, invoices: pd.Index, products: pd.Index) -
 
 
 def basket_summary(
-    cleaned: pd.DataFrame, *, max_basket_size: int | None = DEFAULT_MAX_BASKET_SIZE
+    cleaned: pd.DataFrame, *, max_basket_size: int | None = None
 ) -> dict[str, int | None]:
     """Summarise the basket universe that itemset mining sees.
 
@@ -413,7 +458,7 @@ def frequent_itemsets(
     max_len: int | None = 3,
     algorithm: Algorithm = "eclat",
     country: str | None = None,
-    max_basket_size: int | None = DEFAULT_MAX_BASKET_SIZE,
+    max_basket_size: int | None = None,
     min_support_count: int = 1,
     descriptions: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
@@ -739,6 +784,38 @@ def association_rules_table(
     return rules[RULE_COLUMNS]
 
 
+def mine_rules(
+    lines: pd.DataFrame, mining: RuleMining | None = None, *, descriptions: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Mine the all-countries association rules of invoice baskets with one set of :class:`RuleMining`.
+
+    This is the all-countries part of ``analytics.association_rules`` (the rows with a null ``country``),
+    computed by the same functions: :func:`frequent_itemsets` then :func:`association_rules_table`. The
+    recommender calls it on the lines before each holdout cutoff.
+
+    Args:
+        lines: Sales lines with ``invoice`` and ``stock_code`` (and ``description`` unless ``descriptions``
+            is given).
+        mining: The settings; default ``RuleMining()``.
+        descriptions: Stock code to description; by default the most frequent description of each code.
+
+    Returns:
+        One row per rule (see ``schemas_baskets.AssociationRules``), ``country`` null.
+    """
+    mining = RuleMining() if mining is None else mining
+    itemsets = frequent_itemsets(
+        lines,
+        min_support=mining.min_support,
+        max_len=mining.max_len,
+        algorithm=mining.algorithm,
+        max_basket_size=mining.max_basket_size,
+        descriptions=descriptions,
+    )
+    return association_rules_table(
+        itemsets, min_confidence=mining.min_confidence, min_lift=mining.min_lift, descriptions=descriptions
+    )
+
+
 def _same_country(column: pd.Series, country: str | None) -> pd.Series:
     """Match a country, where ``None`` (all countries) matches the null rows."""
     return column.isna() if country is None or pd.isna(country) else column == country
@@ -1010,7 +1087,7 @@ def itemsets_by_country(
     min_support: float = 0.01,
     max_len: int | None = 3,
     algorithm: Algorithm = "eclat",
-    max_basket_size: int | None = DEFAULT_MAX_BASKET_SIZE,
+    max_basket_size: int | None = None,
     min_support_count: int = 10,
 ) -> pd.DataFrame:
     """Mine frequent itemsets for all countries together and for each chosen country.
@@ -1026,7 +1103,8 @@ def itemsets_by_country(
         max_len: See :func:`frequent_itemsets`.
         algorithm: See :func:`frequent_itemsets`.
         max_basket_size: See :func:`frequent_itemsets`.
-        min_support_count: See :func:`frequent_itemsets`; the default 10 keeps a country of 300 invoices
+        min_support_count: See :func:`frequent_itemsets`; applied to each country's universe only (the
+            all-countries itemsets keep textbook support). The default 10 keeps a country of 300 invoices
             (where 1% is 3 baskets) from calling an itemset seen in 3 baskets frequent.
 
     Returns:
@@ -1056,7 +1134,7 @@ def itemsets_and_summary(
     min_support: float = 0.01,
     max_len: int | None = 3,
     algorithm: Algorithm = "eclat",
-    max_basket_size: int | None = DEFAULT_MAX_BASKET_SIZE,
+    max_basket_size: int | None = None,
     min_support_count: int = 10,
 ) -> tuple[pd.DataFrame, dict[str, int | None]]:
     """:func:`itemsets_by_country` and :func:`basket_summary` together, coding the text columns once.
@@ -1098,7 +1176,8 @@ def itemsets_and_summary(
             algorithm=algorithm,
             country=scope,
             max_basket_size=max_basket_size,
-            min_support_count=min_support_count,
+            # The floor guards small countries; the all-countries universe keeps textbook support.
+            min_support_count=1 if scope is None else min_support_count,
             descriptions=descriptions,
         )
         for scope in scopes
@@ -1121,7 +1200,7 @@ def rules_by_country(
     min_support: float = 0.01,
     max_len: int | None = 3,
     algorithm: Algorithm = "eclat",
-    max_basket_size: int | None = DEFAULT_MAX_BASKET_SIZE,
+    max_basket_size: int | None = None,
     min_support_count: int = 10,
     min_confidence: float = 0.3,
     min_lift: float = 1.0,

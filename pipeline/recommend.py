@@ -21,9 +21,12 @@ with a ``customer_id`` active on both sides. In the ``new_only`` setting the rel
 products the customer had not bought before the cutoff, and customers whose restricted set is empty are left
 out of that setting. The hybrid's blend weights are tuned on a validation split *inside* the training period
 (the ``validation_months`` before the cutoff, components refitted on the lines before that), never on the test
-window. Products first sold in the test window stay in the relevant sets although no model can
-recommend them. Component defaults (popularity window, item-kNN weighting, score normalisation) were chosen
-the same way, on the 2010-06-10 split of the 2009-2010 training period.
+window. Inside every such fit the rules component mines the fitted lines with
+:func:`pipeline.baskets.mine_rules` and the served table's :class:`pipeline.baskets.RuleMining` settings, so
+the evaluation and the tuning measure the rules that are served. Products first sold in the test window stay
+in the relevant sets although no model can recommend them. Component defaults (popularity window, item-kNN
+weighting, score normalisation) were chosen the same way, on the 2010-06-10 split of the 2009-2010 training
+period.
 
 Cost: sales lines are coded as integers once (:class:`_Lines`) and every training window is a row mask of
 them. The served table tunes its weights on the last ``validation_months``; with the default
@@ -45,7 +48,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import combinations
 from typing import ClassVar, Literal, NamedTuple, Self, TypeVar
 
 import numpy as np
@@ -55,7 +57,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
-from pipeline import svd
+from pipeline import baskets, svd
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -959,250 +961,6 @@ class SVDRecommender(_Component):
         return np.full(len(rows), "customers with tastes like yours bought it", dtype=object)
 
 
-_RULE_COLUMNS = ["antecedents", "consequents", "support", "confidence", "lift"]
-
-
-def _empty_rules() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            column: pd.Series(dtype=object if column.endswith("ents") else np.float64)
-            for column in _RULE_COLUMNS
-        }
-    )
-
-
-def mine_rules(
-    lines: pd.DataFrame, *, min_support: float = 0.01, min_confidence: float = 0.1, max_len: int | None = 3
-) -> pd.DataFrame:
-    """Mine association rules on invoice baskets, exactly as mlxtend's ``apriori`` + ``association_rules``.
-
-    Every invoice is a basket, guest invoices included. Itemsets are counted on sparse integer codes (pairs by
-    a sparse matrix product, larger sets by bitset intersections) instead of mlxtend's boolean frames; the
-    thresholds and floating-point formulas are mlxtend's (single items: ``count / n >= min_support``; larger
-    itemsets: ``count >= min_support * n``; ``confidence = (s(AC) n) / (s(A) n)``, ``lift = confidence /
-    s(C)``), so the rules and their values are identical.
-
-    Args:
-        lines: Sales lines with ``invoice`` and ``stock_code``; non-product codes are ignored.
-        min_support: Minimum share of invoices containing the itemset.
-        min_confidence: Minimum rule confidence.
-        max_len: Largest itemset size (None: no limit).
-
-    Returns:
-        Frame ``antecedents`` (sorted list of stock codes), ``consequents`` (sorted list), ``support``,
-        ``confidence``, ``lift``, sorted by decreasing lift then confidence (then by itemset and antecedent
-        size, as mlxtend generates them). Empty when nothing is frequent.
-    """
-    products = lines.loc[is_product_code(lines["stock_code"].astype(str)), ["invoice", "stock_code"]]
-    invoices, _ = pd.factorize(products["invoice"].astype(str))
-    codes, stock_codes = pd.factorize(products["stock_code"].astype(str), sort=True)
-    return _mine_coded(
-        invoices,
-        codes,
-        np.asarray(stock_codes, dtype=object),
-        min_support=min_support,
-        min_confidence=min_confidence,
-        max_len=max_len,
-    )
-
-
-def _mine_coded(
-    invoices: np.ndarray,
-    products: np.ndarray,
-    stock_codes: np.ndarray,
-    *,
-    min_support: float,
-    min_confidence: float,
-    max_len: int | None,
-) -> pd.DataFrame:
-    """:func:`mine_rules` on coded lines: invoice codes, product codes into sorted ``stock_codes``."""
-    n_products = len(stock_codes)
-    pairs = _distinct(invoices.astype(np.int64) * n_products + products)
-    if len(pairs) == 0:
-        return _empty_rules()
-    basket = np.cumsum(np.append(True, pairs[1:] // n_products != pairs[:-1] // n_products)) - 1
-    n_baskets = int(basket[-1]) + 1
-    item = pairs % n_products
-    support = np.bincount(item, minlength=n_products) / n_baskets
-    frequent = np.flatnonzero(support >= min_support)
-    if len(frequent) == 0 or (max_len is not None and max_len < 2):
-        return _empty_rules()
-    # mlxtend compares larger itemsets' integer counts with this float threshold.
-    threshold = min_support * n_baskets
-    position = np.full(n_products, -1, dtype=np.int64)
-    position[frequent] = np.arange(len(frequent))
-    in_frequent = position[item] >= 0
-    matrix = sp.csr_matrix(
-        (
-            np.ones(int(in_frequent.sum()), dtype=np.int64),
-            (basket[in_frequent], position[item[in_frequent]]),
-        ),
-        shape=(n_baskets, len(frequent)),
-    )
-    levels: dict[int, tuple[np.ndarray, np.ndarray]] = {
-        1: (
-            np.arange(len(frequent)).reshape(-1, 1),
-            np.bincount(position[item[in_frequent]], minlength=len(frequent)),
-        )
-    }
-    together = (matrix.T @ matrix).toarray()
-    first, second = np.triu_indices(len(frequent), k=1)
-    pair_counts = together[first, second]
-    found = pair_counts >= threshold
-    levels[2] = (np.column_stack([first[found], second[found]]), pair_counts[found])
-    bits = None
-    size = 2
-    while len(levels[size][0]) and (max_len is None or size < max_len):
-        candidates = _apriori_candidates(levels[size][0], len(frequent))
-        if len(candidates) == 0:
-            break
-        if bits is None:
-            bits = _bitsets(matrix)
-        counts = _itemset_counts(bits, candidates)
-        found = counts >= threshold
-        if not found.any():
-            break
-        size += 1
-        levels[size] = (candidates[found], counts[found])
-    return _rules_from_itemsets(levels, frequent, stock_codes, n_baskets, min_confidence=min_confidence)
-
-
-def _itemset_keys(itemsets: np.ndarray, n_items: int) -> np.ndarray:
-    """One integer per itemset (mixed radix), increasing with the itemsets; Python ints if int64 overflows."""
-    size = itemsets.shape[1]
-    dtype = np.int64 if n_items**size < 2**62 else object
-    keys = np.zeros(len(itemsets), dtype=dtype)
-    for column in range(size):
-        keys = keys * n_items + itemsets[:, column].astype(dtype)
-    return keys
-
-
-def _lookup(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Position of each ``wanted`` key in ``keys`` (sorted ascending), and whether it is there."""
-    at = np.clip(np.searchsorted(keys, wanted), 0, max(len(keys) - 1, 0))
-    return at, (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), dtype=bool)
-
-
-def _apriori_candidates(itemsets: np.ndarray, n_items: int) -> np.ndarray:
-    """Generate candidates like mlxtend's apriori-gen: join itemsets sharing all but their last item, prune.
-
-    ``itemsets`` are sorted rows of sorted item positions; the candidates come out in the same (lexicographic)
-    order as mlxtend's generator.
-    """
-    size = itemsets.shape[1]
-    prefix = _itemset_keys(itemsets[:, :-1], n_items) if size > 1 else np.zeros(len(itemsets), dtype=np.int64)
-    starts = _run_starts(prefix)
-    ends = np.append(starts[1:], len(itemsets))
-    left, right = [], []
-    for start, end in zip(starts, ends, strict=True):
-        if end - start > 1:
-            i, j = np.triu_indices(end - start, k=1)
-            left.append(start + i)
-            right.append(start + j)
-    if not left:
-        return np.empty((0, size + 1), dtype=np.int64)
-    left_rows, right_rows = np.concatenate(left), np.concatenate(right)
-    candidates = np.column_stack([itemsets[left_rows], itemsets[right_rows, -1]])
-    keys = _itemset_keys(itemsets, n_items)
-    keep = np.ones(len(candidates), dtype=bool)
-    # The subsets without one of the first size - 1 items must be frequent too (the two joined ones are).
-    for dropped in range(size - 1):
-        subset = np.delete(candidates, dropped, axis=1)
-        keep &= _lookup(keys, _itemset_keys(subset, n_items))[1]
-    return candidates[keep]
-
-
-def _bitsets(matrix: sp.csr_matrix) -> np.ndarray:
-    """``(items, words)`` uint64 bitsets of the baskets holding each item (columns of a 0/1 basket matrix)."""
-    n_baskets, n_items = matrix.shape
-    n_words = (n_baskets + 63) // 64
-    coo = matrix.tocoo()
-    bits = np.zeros((n_items, n_words), dtype=np.uint64)
-    np.bitwise_or.at(
-        bits, (coo.col, coo.row // 64), np.left_shift(np.uint64(1), (coo.row % 64).astype(np.uint64))
-    )
-    return bits
-
-
-def _itemset_counts(bits: np.ndarray, itemsets: np.ndarray) -> np.ndarray:
-    """Number of baskets holding every item of each itemset (bitset intersections, in bounded chunks)."""
-    chunk = max(1, (64 << 20) // max(bits.shape[1] * 8, 1))
-    counts = np.empty(len(itemsets), dtype=np.int64)
-    for start in range(0, len(itemsets), chunk):
-        block = itemsets[start : start + chunk]
-        common = bits[block[:, 0]].copy()
-        for column in range(1, block.shape[1]):
-            common &= bits[block[:, column]]
-        counts[start : start + chunk] = np.bitwise_count(common).sum(axis=1, dtype=np.int64)
-    return counts
-
-
-def _rules_from_itemsets(
-    levels: dict[int, tuple[np.ndarray, np.ndarray]],
-    frequent: np.ndarray,
-    stock_codes: np.ndarray,
-    n_baskets: int,
-    *,
-    min_confidence: float,
-) -> pd.DataFrame:
-    """Every rule A -> C of the frequent itemsets with mlxtend's formulas, ordered like its generator."""
-    n_items = len(frequent)
-    keys = {size: _itemset_keys(itemsets, n_items) for size, (itemsets, _) in levels.items()}
-
-    def support_of(itemsets: np.ndarray) -> np.ndarray:
-        size = itemsets.shape[1]
-        at, _ = _lookup(keys[size], _itemset_keys(itemsets, n_items))
-        return levels[size][1][at] / n_baskets
-
-    parts = []
-    for size in sorted(levels):
-        if size < 2:
-            continue
-        itemsets, counts = levels[size]
-        both = counts / n_baskets
-        split = 0
-        # mlxtend's order within an itemset: larger antecedents first, then combinations in order.
-        for antecedent_size in range(size - 1, 0, -1):
-            for chosen in combinations(range(size), antecedent_size):
-                rest = [column for column in range(size) if column not in chosen]
-                antecedents, consequents = itemsets[:, list(chosen)], itemsets[:, rest]
-                confidence = (both * n_baskets) / (support_of(antecedents) * n_baskets)
-                lift = confidence / support_of(consequents)
-                kept = confidence >= min_confidence
-                parts.append(
-                    (
-                        np.full(int(kept.sum()), size),
-                        np.flatnonzero(kept),
-                        np.full(int(kept.sum()), split),
-                        antecedents[kept],
-                        consequents[kept],
-                        both[kept],
-                        confidence[kept],
-                        lift[kept],
-                    )
-                )
-                split += 1
-    if not parts or sum(len(part[1]) for part in parts) == 0:
-        return _empty_rules()
-    level = np.concatenate([part[0] for part in parts])
-    itemset = np.concatenate([part[1] for part in parts])
-    split = np.concatenate([part[2] for part in parts])
-    generated = np.lexsort((split, itemset, level))
-    codes = stock_codes[frequent]
-    antecedents = [codes[row].tolist() for part in parts for row in part[3]]
-    consequents = [codes[row].tolist() for part in parts for row in part[4]]
-    rules = pd.DataFrame(
-        {
-            "antecedents": pd.Series(antecedents, dtype=object).to_numpy()[generated],
-            "consequents": pd.Series(consequents, dtype=object).to_numpy()[generated],
-            "support": np.concatenate([part[5] for part in parts])[generated],
-            "confidence": np.concatenate([part[6] for part in parts])[generated],
-            "lift": np.concatenate([part[7] for part in parts])[generated],
-        }
-    )
-    return rules.sort_values(["lift", "confidence"], ascending=False, kind="stable").reset_index(drop=True)
-
-
 def _as_code_list(items: object) -> list[str]:
     if isinstance(items, str):
         return [items]
@@ -1214,8 +972,10 @@ def _as_code_list(items: object) -> list[str]:
 def _prepare_rules(rules: pd.DataFrame) -> pd.DataFrame:
     """Normalise an external rules table: code lists, no redundant rules, only real product codes.
 
-    When a ``country`` column is present and some rules have a null country (mined on all baskets), only those
-    are used; otherwise a rule repeated across countries keeps its strongest version.
+    When a ``country`` column is present only the rules with a null country (mined on all baskets, as the
+    holdouts mine them) are used: per-country rules rest on far fewer baskets, and a recommender evaluated on
+    all-countries rules must serve all-countries rules. Without that column a rule given twice keeps its
+    strongest version.
     """
     missing = [
         c for c in ("antecedents", "consequents", "confidence", "lift", "support") if c not in rules.columns
@@ -1223,8 +983,7 @@ def _prepare_rules(rules: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"rules lack columns {missing}")
     kept = rules
-    if "country" in kept.columns and kept["country"].isna().any():
-        # Null country marks rules mined on every basket; per-country rules rest on far fewer baskets.
+    if "country" in kept.columns:
         kept = kept[kept["country"].isna()]
     if "is_redundant" in kept.columns:
         kept = kept[~kept["is_redundant"].fillna(False).astype(bool)]
@@ -1264,13 +1023,13 @@ class RulesRecommender(_Component):
 
     Args:
         rules: Precomputed rules (``antecedents`` and ``consequents`` as lists of codes, ``support``,
-            ``confidence``, ``lift``; rows with ``is_redundant`` True are dropped, all-countries rules
-            preferred when a ``country`` column is present, see ``_prepare_rules``). If None the rules are
-            mined at fit time from the fitted lines only (see :func:`mine_rules`), which is what an evaluation
-            needs to avoid leakage.
-        min_support: Mining minimum support (only when ``rules`` is None).
-        min_confidence: Mining minimum confidence (only when ``rules`` is None).
-        max_len: Mining maximum itemset size (only when ``rules`` is None).
+            ``confidence``, ``lift``; rows with ``is_redundant`` True are dropped, and only all-countries
+            rules are used when a ``country`` column is present, see ``_prepare_rules``): the served table.
+            If None the rules are mined at fit time from the fitted lines only, with
+            :func:`pipeline.baskets.mine_rules` and ``mining``, then prepared the same way: what a temporal
+            evaluation needs to score the served rules without leakage.
+        mining: Settings of the fit-time mining (only when ``rules`` is None); default
+            ``baskets.RuleMining()``, the defaults of the association-rules table.
         n_recent_invoices: How many of the customer's latest invoices trigger rules.
         score: ``"confidence"`` or ``"confidence_lift"``.
     """
@@ -1281,33 +1040,19 @@ class RulesRecommender(_Component):
         self,
         *,
         rules: pd.DataFrame | None = None,
-        min_support: float = 0.01,
-        min_confidence: float = 0.1,
-        max_len: int = 3,
+        mining: baskets.RuleMining | None = None,
         n_recent_invoices: int | None = 3,
         score: Literal["confidence", "confidence_lift"] = "confidence",
     ) -> None:
         self.rules = rules
-        self.min_support = min_support
-        self.min_confidence = min_confidence
-        self.max_len = max_len
+        self.mining = mining
         self.n_recent_invoices = n_recent_invoices
         self.score = score
 
     def _fit_history(self, history: _History) -> Self:
         if self.score not in ("confidence", "confidence_lift"):
             raise ValueError(f"score must be 'confidence' or 'confidence_lift', got {self.score!r}")
-        if self.rules is None:
-            rules = _mine_coded(
-                history.lines.invoice,
-                history.cols,
-                history.stock_codes,
-                min_support=self.min_support,
-                min_confidence=self.min_confidence,
-                max_len=self.max_len,
-            )
-        else:
-            rules = _prepare_rules(self.rules)
+        rules = _prepare_rules(self._mined(history) if self.rules is None else self.rules)
         antecedents, antecedent_sizes = _positions_of_lists(history, rules["antecedents"])
         consequents, consequent_sizes = _positions_of_lists(history, rules["consequents"])
         # A rule about a product outside the fitted catalogue can neither fire nor be served.
@@ -1329,6 +1074,14 @@ class RulesRecommender(_Component):
         self.recent_items_ = self._recent_items(history)
         self.history_ = history
         return self
+
+    def _mined(self, history: _History) -> pd.DataFrame:
+        """The fitted lines' all-countries rules, mined exactly as the association-rules table is."""
+        lines = pd.DataFrame(
+            {"invoice": history.lines.invoice, "stock_code": history.stock_codes[history.cols]}
+        )
+        # Descriptions only label the mined table; the codes stand in for them here.
+        return baskets.mine_rules(lines, self.mining, descriptions={})
 
     def _recent_items(self, history: _History) -> sp.csr_matrix:
         """Binary customer x product matrix of the products in each customer's latest invoices."""
@@ -1428,13 +1181,17 @@ def _incidence(
 
 
 def default_components(
-    *, random_state: int | None = 0, rules: pd.DataFrame | None = None
+    *,
+    random_state: int | None = 0,
+    rules: pd.DataFrame | None = None,
+    mining: baskets.RuleMining | None = None,
 ) -> dict[str, _Component]:
     """The five components with their default hyperparameters, keyed by name.
 
     Args:
         random_state: Seed for the SVD component.
         rules: Optional precomputed rules for the rules component (None mines them at fit time).
+        mining: Settings of the rules component's fit-time mining (see :class:`RulesRecommender`).
 
     Returns:
         Unfitted components keyed by ``COMPONENT_NAMES``.
@@ -1444,7 +1201,7 @@ def default_components(
         "buy_again": BuyAgainRecommender(),
         "item_knn": ItemKNNRecommender(),
         "svd": SVDRecommender(random_state=random_state),
-        "rules": RulesRecommender(rules=rules),
+        "rules": RulesRecommender(rules=rules, mining=mining),
     }
 
 
@@ -2074,8 +1831,14 @@ def _options(
     normalization: Literal["rank", "max"] = "max",
     n_candidates: int = 100,
     random_state: int | None = 0,
+    mining: baskets.RuleMining | None = None,
 ) -> dict[str, object]:
-    """Constructor arguments of the hybrids fitted for evaluation and tuning."""
+    """Constructor arguments of the hybrids fitted for evaluation and tuning.
+
+    Without ``components``, the default ones, whose rules component mines with ``mining`` on each fit's lines.
+    """
+    if components is None:
+        components = default_components(random_state=random_state, mining=mining)
     return {
         "components": components,
         "normalization": normalization,
@@ -2096,6 +1859,7 @@ def tune_hybrid_weights(
     n_rounds: int = 3,
     n_folds: int = 1,
     random_state: int | None = 0,
+    mining: baskets.RuleMining | None = None,
 ) -> dict[str, dict[str, float]]:
     """Learn the hybrid's blend weights on a validation split of ``lines``, for both settings.
 
@@ -2118,6 +1882,7 @@ def tune_hybrid_weights(
             the end); the objective is averaged over them. 1 (default) did as well as 2 on a nested validation
             split.
         random_state: Seed for the SVD component.
+        mining: Rule mining settings of the default rules component (see :class:`RulesRecommender`).
 
     Returns:
         ``{"any": {...}, "new_only": {...}}`` weights per component name.
@@ -2133,6 +1898,7 @@ def tune_hybrid_weights(
         normalization=normalization,
         n_candidates=n_candidates,
         random_state=random_state,
+        mining=mining,
     )
     return _tune(
         _Lines.from_frame(_product_lines(lines)),
@@ -2194,6 +1960,16 @@ def _default_cutoff(lines: _Lines, *, months: int) -> pd.Timestamp:
     return end - pd.DateOffset(months=months)
 
 
+def _component_params(component: _Component) -> dict[str, object]:
+    """A component's hyperparameters for the metrics table; for rules, the mining settings and rule count."""
+    params = {key: value for key, value in component.get_params().items() if key != "rules"}
+    if isinstance(component, RulesRecommender):
+        mining = component.mining or baskets.RuleMining()
+        params["mining"] = dataclasses.asdict(mining) if component.rules is None else None
+        params["n_rules"] = len(component.rules_)
+    return params
+
+
 def _metrics_table(
     holdout: _Holdout,
     weights: Mapping[str, Mapping[str, float]],
@@ -2223,11 +1999,7 @@ def _metrics_table(
                 found = split.candidates[model]
                 head = found.rank <= k
                 position, rank, product = found.position[head], found.rank[head], found.product[head]
-                params = {
-                    key: value
-                    for key, value in hybrid.components_[model].get_params().items()
-                    if key != "rules"
-                }
+                params = _component_params(hybrid.components_[model])
             per_customer = _metrics_from_hits(split.hits(position, rank, product, k), split.n_relevant)
             rows.append(
                 {
@@ -2260,6 +2032,7 @@ def evaluate(
     n_candidates: int = 100,
     n_folds: int = 1,
     random_state: int | None = 0,
+    mining: baskets.RuleMining | None = None,
 ) -> pd.DataFrame:
     """Temporal-holdout evaluation of every component and the hybrid, in both settings.
 
@@ -2279,6 +2052,8 @@ def evaluate(
         n_candidates: Candidates per component and customer in the hybrid.
         n_folds: Validation windows used to tune the hybrid (see :func:`tune_hybrid_weights`).
         random_state: Seed for the SVD component.
+        mining: Rule mining settings of the default rules component, which mines on the lines before each
+            cutoff (pass those of the served rules table, so that the served rules are what is measured).
 
     Returns:
         One row per (model, setting): ``model``, ``setting``, ``k``, ``n_customers``, ``precision_at_k``,
@@ -2297,6 +2072,7 @@ def evaluate(
         normalization=normalization,
         n_candidates=n_candidates,
         random_state=random_state,
+        mining=mining,
     )
     holdout = _holdout(lines, cutoff, test_months, options=options, k=k)
     return _evaluate(
@@ -2338,9 +2114,14 @@ def _evaluate(
 
 
 def _serving_weights(
-    lines: _Lines, *, validation_months: int, k: int, random_state: int | None, first: _Holdout | None = None
+    lines: _Lines,
+    *,
+    validation_months: int,
+    k: int,
+    options: Mapping[str, object],
+    first: _Holdout | None = None,
 ) -> Mapping[str, Mapping[str, float]]:
-    """Weights tuned on the last ``validation_months`` (default components), or the defaults if too short."""
+    """Weights tuned on the last ``validation_months`` (hybrids built from ``options``), else the defaults."""
     try:
         return _tune(
             lines,
@@ -2349,7 +2130,7 @@ def _serving_weights(
             n_folds=1,
             grid=WEIGHT_GRID,
             n_rounds=3,
-            options=_options(random_state=random_state),
+            options=options,
             first=first,
         )
     except ValidationSplitError as err:
@@ -2367,10 +2148,17 @@ def _check_settings(settings: Iterable[str]) -> list[str]:
     return settings
 
 
-def _serving_fit(lines: _Lines, rules: pd.DataFrame | None, *, random_state: int | None) -> HybridRecommender:
-    """Every component fitted on all ``lines``, the rules component on ``rules`` when given."""
+def _serving_fit(
+    lines: _Lines,
+    rules: pd.DataFrame | None,
+    *,
+    random_state: int | None,
+    mining: baskets.RuleMining | None = None,
+) -> HybridRecommender:
+    """Every component fitted on all ``lines``: the rules one on ``rules``, else mining with ``mining``."""
     return HybridRecommender(
-        components=default_components(random_state=random_state, rules=rules), random_state=random_state
+        components=default_components(random_state=random_state, rules=rules, mining=mining),
+        random_state=random_state,
     )._fit_history(_History.from_lines(lines))
 
 
@@ -2417,13 +2205,15 @@ def recommend_all_settings(
     weights: Mapping[str, Mapping[str, float]] | None = None,
     validation_months: int = 3,
     random_state: int | None = 0,
+    mining: baskets.RuleMining | None = None,
 ) -> pd.DataFrame:
     """Top-``k`` hybrid recommendations with reasons for every customer with history, in several settings.
 
-    Blend weights are tuned on the last ``validation_months`` of ``cleaned`` (components, rules included,
-    fitted on the lines before that: the external ``rules`` are never used for tuning since they may have seen
-    the validation baskets), then every component is refitted once on all of ``cleaned``, the rules component
-    on ``rules`` when given, and each setting is served from that single fit.
+    Blend weights are tuned on the last ``validation_months`` of ``cleaned`` (components fitted on the lines
+    before that, the rules component mining with ``mining`` on those lines: the external ``rules`` are never
+    used for tuning since they have seen the validation baskets), then every component is refitted once on all
+    of ``cleaned``, the rules component on ``rules`` when given, and each setting is served from that single
+    fit. Pass the ``mining`` settings ``rules`` were mined with, so that the weights are tuned for them.
 
     Args:
         cleaned: Cleaned sales lines.
@@ -2436,6 +2226,8 @@ def recommend_all_settings(
             falls back to ``DEFAULT_WEIGHTS`` with a logged warning when the data is too short to validate on.
         validation_months: Validation window used for tuning.
         random_state: Seed for the SVD component.
+        mining: Rule mining settings (see :class:`pipeline.baskets.RuleMining`) of the tuning fits, and of the
+            served fit when ``rules`` is None.
 
     Returns:
         ``customer_id``, ``rank`` (1..k), ``stock_code``, ``description``, ``score``, ``source``, ``reason``,
@@ -2448,12 +2240,17 @@ def recommend_all_settings(
     settings = _check_settings(settings)
     lines = _Lines.from_frame(_product_lines(cleaned))
     if weights is None:
-        weights = _serving_weights(lines, validation_months=validation_months, k=k, random_state=random_state)
+        weights = _serving_weights(
+            lines,
+            validation_months=validation_months,
+            k=k,
+            options=_options(random_state=random_state, mining=mining),
+        )
     missing = [name for name in settings if name not in weights]
     if missing:
         raise ValueError(f"no blend weights for settings {missing}")
     return _serve_table(
-        _serving_fit(lines, rules, random_state=random_state), weights, settings=settings, k=k
+        _serving_fit(lines, rules, random_state=random_state, mining=mining), weights, settings=settings, k=k
     )
 
 
@@ -2466,6 +2263,7 @@ def recommend_all(
     weights: Mapping[str, float] | None = None,
     validation_months: int = 3,
     random_state: int | None = 0,
+    mining: baskets.RuleMining | None = None,
 ) -> pd.DataFrame:
     """Top-``k`` hybrid recommendations with reasons for every customer with a purchase history, one setting.
 
@@ -2479,6 +2277,7 @@ def recommend_all(
         weights: Blend weights per component; None tunes them on the validation split.
         validation_months: Validation window used for tuning.
         random_state: Seed for the SVD component.
+        mining: See :func:`recommend_all_settings`.
 
     Returns:
         ``customer_id``, ``rank`` (1..k), ``stock_code``, ``description``, ``score``, ``source``, ``reason``,
@@ -2493,6 +2292,7 @@ def recommend_all(
         weights=None if weights is None else {setting: weights},
         validation_months=validation_months,
         random_state=random_state,
+        mining=mining,
     )
 
 
@@ -2503,11 +2303,16 @@ class RecommenderTables(NamedTuple):
         recommendations: As returned by :func:`recommend_all_settings` (both settings).
         evaluation: As returned by :func:`evaluate`; None when the data is too short to evaluate.
         evaluation_error: Why there is no evaluation (the error :func:`evaluate` raises), else None.
+        served_rules: The rules the served rules component uses (prepared from ``rules``, or mined).
+        evaluation_rules: The rules the evaluated rules component used: mined with the same settings on the
+            lines before the test cutoff (None when there is no test split).
     """
 
     recommendations: pd.DataFrame
     evaluation: pd.DataFrame | None
     evaluation_error: ValidationSplitError | None
+    served_rules: pd.DataFrame
+    evaluation_rules: pd.DataFrame | None
 
 
 def recommend_and_evaluate(
@@ -2519,12 +2324,16 @@ def recommend_and_evaluate(
     validation_months: int = 3,
     random_state: int | None = 0,
     n_jobs: int | None = None,
+    mining: baskets.RuleMining | None = None,
 ) -> RecommenderTables:
     """Serve every customer and evaluate the recommenders, sharing the fits the two have in common.
 
     The result equals ``recommend_all_settings(cleaned, rules, k=k, validation_months=validation_months,
-    random_state=random_state)`` and ``evaluate(cleaned, test_months=test_months, k=k,
-    validation_months=validation_months, random_state=random_state)``. When ``validation_months ==
+    random_state=random_state, mining=mining)`` and ``evaluate(cleaned, test_months=test_months, k=k,
+    validation_months=validation_months, random_state=random_state, mining=mining)``. ``rules`` should be
+    the all-countries rules mined from ``cleaned`` with ``mining`` (the association-rules table): every
+    holdout's rules component then mines with those settings on its pre-cutoff lines, so the evaluation and
+    the blend tuning measure the rules that are served. When ``validation_months ==
     test_months`` (the default) the served table's validation split *is* the evaluation's test split, so the
     components fitted before the test cutoff, and their candidate pools, are computed once and used both to
     measure the tuned hybrid and to tune the served weights: three fits instead of four. The three fits
@@ -2540,6 +2349,7 @@ def recommend_and_evaluate(
         random_state: Seed for the SVD component.
         n_jobs: Threads for the independent fits and serving blocks (None: 1). The results do not depend on
             it: each piece is deterministic and BLAS runs single-threaded inside.
+        mining: Settings of the rules mined inside the holdouts (default ``baskets.RuleMining()``).
 
     Returns:
         The recommendations table, and the evaluation table or the reason it could not be computed (the
@@ -2547,7 +2357,7 @@ def recommend_and_evaluate(
     """
     _check_k(k)
     lines = _Lines.from_frame(_product_lines(cleaned))
-    options = _options(random_state=random_state)
+    options = _options(random_state=random_state, mining=mining)
     cutoff = _default_cutoff(lines, months=test_months)
     inner = {"validation_months": validation_months, "k": k, "n_folds": 1, "grid": WEIGHT_GRID, "n_rounds": 3}
     # One BLAS thread everywhere: the pieces run side by side instead, and results never depend on the
@@ -2557,14 +2367,14 @@ def recommend_and_evaluate(
         inner_weights = workers.submit(
             _tune, lines.window(lines.date < cutoff.value), options=options, **inner
         )
-        serving_fit = workers.submit(_serving_fit, lines, rules, random_state=random_state)
+        serving_fit = workers.submit(_serving_fit, lines, rules, random_state=random_state, mining=mining)
         holdout = test_fit.result()
         # Tune the served weights (which need only the test fit) while the other fits may still run.
         weights = _serving_weights(
             lines,
             validation_months=validation_months,
             k=k,
-            random_state=random_state,
+            options=options,
             first=holdout if validation_months == test_months else None,
         )
         evaluation, error = None, None
@@ -2576,7 +2386,9 @@ def recommend_and_evaluate(
             )
         except ValidationSplitError as err:
             error = err
+        evaluation_rules = None if holdout is None else holdout.hybrid.components_["rules"].rules_
         # The test fit is done with: free it before the serving pools are built.
         holdout = test_fit = None
-        table = _serve_table(serving_fit.result(), weights, settings=list(SETTINGS), k=k, workers=workers)
-    return RecommenderTables(table, evaluation, error)
+        served = serving_fit.result()
+        table = _serve_table(served, weights, settings=list(SETTINGS), k=k, workers=workers)
+    return RecommenderTables(table, evaluation, error, served.components_["rules"].rules_, evaluation_rules)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from itertools import combinations
 
@@ -378,9 +379,107 @@ def test_real_sheet_eclat_apriori_and_fpgrowth_agree(real_cleaned):
     FrequentItemsets.validate(by_apriori, lazy=True)
     rules = baskets.association_rules_table(by_apriori)
     AssociationRules.validate(rules, lazy=True)
+    # Textbook support by default: every invoice is a basket.
     summary = baskets.basket_summary(real_cleaned)
-    assert summary["giant_baskets_excluded"] > 0
+    assert summary["giant_baskets_excluded"] == 0 and summary["max_basket_size"] is None
+    assert summary["baskets_mined"] == real_cleaned["invoice"].nunique()
     assert summary["baskets_mined"] == round((by_apriori["support_count"] / by_apriori["support"]).iloc[0])
+    capped = baskets.basket_summary(real_cleaned, max_basket_size=baskets.DEFAULT_MAX_BASKET_SIZE)
+    assert capped["giant_baskets_excluded"] > 0
+
+
+def _mlxtend_rules(lines: pd.DataFrame, *, min_support: float, min_confidence: float, min_lift: float,
+                   max_len: int = 3) -> pd.DataFrame:
+    """The textbook route: one boolean row per invoice (all of them), mlxtend apriori + association_rules."""
+    onehot = pd.crosstab(lines["invoice"], lines["stock_code"]).gt(0)
+    # Dropping products below min_support cannot change apriori's result; every invoice row stays.
+    onehot = onehot.loc[:, onehot.mean() >= min_support]
+    itemsets = apriori(onehot, min_support=min_support, use_colnames=True, max_len=max_len, low_memory=True)
+    rules = association_rules(itemsets, num_itemsets=len(onehot), metric="confidence",
+                              min_threshold=min_confidence)
+    return rules[rules["lift"] >= min_lift]
+
+
+def _keyed(antecedents, consequents, *columns) -> dict[tuple, tuple]:
+    return {(tuple(sorted(a)), tuple(sorted(c))): values
+            for a, c, *values in zip(antecedents, consequents, *columns, strict=True)}
+
+
+def test_default_rules_use_textbook_support_over_all_invoices():
+    # Giant invoices count as baskets unless a cap is asked for, as in mlxtend, arules or Spark.
+    basket_items = random_baskets(300, 9, seed=11)
+    basket_items |= {f"G{k}": [f"P{j:02d}" for j in range(9)] for k in range(6)}
+    lines = make_cleaned(basket_items)
+    mining = baskets.RuleMining(min_support=0.03, min_confidence=0.2, min_lift=1.0)
+    mined = baskets.mine_rules(lines, mining)
+    reference = _mlxtend_rules(lines, min_support=0.03, min_confidence=0.2, min_lift=1.0)
+    assert _keyed(mined["antecedents"], mined["consequents"], mined["support"], mined["confidence"],
+                  mined["lift"]) == _keyed(reference["antecedents"], reference["consequents"],
+                                           reference["support"], reference["confidence"], reference["lift"])
+    capped = baskets.mine_rules(lines, dataclasses.replace(mining, max_basket_size=8))
+    # With the cap the six giant invoices leave the universe: supports are shares of the 300 others.
+    assert (capped["support"] * 300).round(9).eq((capped["support"] * 300).round()).all()
+    assert not capped[["support", "lift"]].equals(mined[["support", "lift"]])
+
+
+def test_mine_rules_is_the_all_countries_part_of_the_rules_table():
+    country = {f"{100000 + k}": "UK" if k % 3 else "FR" for k in range(300)}
+    lines = make_cleaned(random_baskets(300, 10, seed=8), country=country)
+    mining = baskets.RuleMining(min_support=0.04, min_confidence=0.25, min_lift=1.1, max_basket_size=5)
+    table = baskets.rules_by_country(
+        lines, min_invoices=50, min_support=mining.min_support, max_len=mining.max_len,
+        max_basket_size=mining.max_basket_size, min_confidence=mining.min_confidence,
+        min_lift=mining.min_lift,
+    )
+    assert table["country"].notna().any()
+    overall = table[table["country"].isna()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(baskets.mine_rules(lines, mining), overall, check_exact=True)
+
+
+def test_mine_rules_matches_brute_force_pairs():
+    basket_items = {"1": ["10001", "10002"], "2": ["10001", "10002", "10003"], "3": ["10001", "10003"],
+                    "4": ["10002"], "5": ["10004", "POST"]}
+    rules = baskets.mine_rules(
+        make_cleaned(basket_items), baskets.RuleMining(min_support=0.3, min_confidence=0.0, min_lift=0.0,
+                                                       max_len=2)
+    )
+    sets = [set(codes) for codes in basket_items.values()]
+
+    def support(*items: str) -> float:
+        return sum(set(items) <= basket for basket in sets) / len(sets)
+
+    expected = {(a, c): (support(a, c), support(a, c) / support(a), support(a, c) / support(a) / support(c))
+                for a in ["10001", "10002", "10003"] for c in ["10001", "10002", "10003"]
+                if a != c and support(a, c) >= 0.3}
+    found = {(row.antecedents[0], row.consequents[0]): (row.support, row.confidence, row.lift)
+             for row in rules.itertuples()}
+    assert found.keys() == expected.keys()
+    for key, values in expected.items():
+        np.testing.assert_allclose(found[key], values)
+
+
+def test_rule_mining_settings_are_checked():
+    with pytest.raises(ValueError, match="max_basket_size"):
+        baskets.RuleMining(max_basket_size=0)
+    with pytest.raises(ValueError, match="min_confidence"):
+        baskets.RuleMining(min_confidence=1.5)
+    with pytest.raises(ValueError, match="algorithm"):
+        baskets.RuleMining(algorithm="fpmax")
+
+
+def test_real_sheet_rules_equal_mlxtend_on_all_invoices(real_cleaned):
+    mining = baskets.RuleMining()
+    mined = baskets.mine_rules(real_cleaned, mining)
+    reference = _mlxtend_rules(real_cleaned, min_support=mining.min_support,
+                               min_confidence=mining.min_confidence, min_lift=mining.min_lift)
+    assert len(mined) > 100
+    got = _keyed(mined["antecedents"], mined["consequents"], mined["support"], mined["confidence"],
+                 mined["lift"])
+    expected = _keyed(reference["antecedents"], reference["consequents"], reference["support"],
+                      reference["confidence"], reference["lift"])
+    assert got.keys() == expected.keys()
+    for key, values in expected.items():
+        np.testing.assert_allclose(got[key], values, rtol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
 import json
 import math
@@ -10,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import plots_recommend, recommend, schemas_recommend
+from pipeline import baskets, plots_recommend, recommend, schemas_recommend
 
 
 def _lines(rows: list[tuple], descriptions: dict[str, str] | None = None) -> pd.DataFrame:
@@ -333,51 +335,98 @@ def test_rules_prefer_all_country_rules():
     assert model.rules_["consequents"].tolist() == [["10002"]]
 
 
-def test_mine_rules_matches_brute_force_pairs():
-    baskets = {
-        "1": ["10001", "10002"],
-        "2": ["10001", "10002", "10003"],
-        "3": ["10001", "10003"],
-        "4": ["10002"],
-        "5": ["10004", "POST"],
-    }
-    rows = [(invoice, code, 1, "2010-01-01") for invoice, codes in baskets.items() for code in codes]
-    rules = recommend.mine_rules(_lines(rows), min_support=0.3, min_confidence=0.0, max_len=2)
-    n = len(baskets)
-    sets = [set(codes) for codes in baskets.values()]
-
-    def support(*items: str) -> float:
-        return sum(set(items) <= basket for basket in sets) / n
-
-    expected = {}
-    for a in ["10001", "10002", "10003"]:
-        for c in ["10001", "10002", "10003"]:
-            if a != c and support(a, c) >= 0.3:
-                expected[(a, c)] = (
-                    support(a, c),
-                    support(a, c) / support(a),
-                    support(a, c) / support(a) / support(c),
-                )
-    found = {
-        (row.antecedents[0], row.consequents[0]): (row.support, row.confidence, row.lift)
-        for row in rules.itertuples()
-    }
-    assert found.keys() == expected.keys()
-    for key, values in expected.items():
-        np.testing.assert_allclose(found[key], values)
+def _products_only(lines: pd.DataFrame) -> pd.DataFrame:
+    """The shop as cleaned transactions hold it: product lines only (cleaning rejects POST), and countries."""
+    kept = lines[recommend.is_product_code(lines["stock_code"])].reset_index(drop=True)
+    return kept.assign(country=np.where(kept["customer_id"].fillna(0) % 4 == 0, "EIRE", "United Kingdom"))
 
 
-def test_rules_mined_at_fit_time_only_see_the_fitted_lines(shop):
-    model = recommend.RulesRecommender(min_support=0.05).fit(shop)
-    assert len(model.rules_) > 0
-    assert model.rules_["antecedents"].map(lambda items: recommend.is_product_code(items).all()).all()
-    recs = model.recommend(model.history_.customer_ids, k=10)
-    assert (recs["score"] <= 1).all()
+def _planted(shop: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The shop plus a pair of rarely co-bought products that is bought together in every invoice after
+    ``cutoff``: a rule that only lines after the cutoff support."""
+    rare = ("10007", "10107")
+    after = shop[shop["invoice_date"] >= cutoff].drop_duplicates("invoice")
+    extra = pd.concat([after.assign(stock_code=code, description=f"PRODUCT {code}") for code in rare])
+    planted = pd.concat([shop, extra], ignore_index=True).drop_duplicates(["invoice", "stock_code"])
+    return planted.sort_values(["invoice_date", "invoice", "stock_code"]).reset_index(drop=True)
+
+
+def _has_rule(rules: pd.DataFrame, antecedent: str, consequent: str) -> bool:
+    return any(list(a) == [antecedent] and list(c) == [consequent]
+               for a, c in zip(rules["antecedents"], rules["consequents"], strict=True))
+
+
+MINING = baskets.RuleMining(min_support=0.02, min_confidence=0.5, min_lift=1.5, max_len=3)
+
+
+def test_rules_mined_at_fit_time_see_only_the_fitted_lines(shop):
+    cutoff = pd.Timestamp("2010-09-01")
+    planted = _planted(_products_only(shop), cutoff)
+    everything = recommend.RulesRecommender(mining=MINING).fit(planted)
+    before = recommend.RulesRecommender(mining=MINING).fit(planted[planted["invoice_date"] < cutoff])
+    # The planted pair is a strong rule on all lines, and unknown to a fit on the lines before the cutoff.
+    assert _has_rule(everything.rules_, "10007", "10107")
+    assert not _has_rule(before.rules_, "10007", "10107")
+    assert len(before.rules_) > 0
+
+
+def test_rules_component_mines_exactly_like_the_rules_table(shop):
+    lines = _products_only(shop)
+    fitted = recommend.RulesRecommender(mining=MINING).fit(lines)
+    table = baskets.rules_by_country(
+        lines, min_invoices=20, min_support=MINING.min_support, max_len=MINING.max_len,
+        min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
+    )
+    pd.testing.assert_frame_equal(fitted.rules_, recommend._prepare_rules(table), check_exact=True)
+    assert fitted.rules_["confidence"].min() >= MINING.min_confidence
+    assert fitted.rules_["lift"].min() >= MINING.min_lift
+
+
+def test_evaluated_and_tuned_rules_are_the_served_rules(shop):
+    # The served rules table is mined with MINING; the evaluation's rules component must mine with the same
+    # miner and settings on the lines before its cutoff, and tuning must weigh that component.
+    products = _products_only(shop)
+    cutoff = products["invoice_date"].max().normalize() + pd.Timedelta(days=1) - pd.DateOffset(months=2)
+    lines = _planted(products, cutoff)
+    served = baskets.rules_by_country(
+        lines, min_invoices=20, min_support=MINING.min_support, max_len=MINING.max_len,
+        min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
+    )
+    tables = recommend.recommend_and_evaluate(lines, served, k=5, test_months=2, validation_months=2,
+                                              mining=MINING)
+    test_cutoff = tables.evaluation["cutoff_date"].iloc[0]
+    assert test_cutoff == cutoff
+    pre_cutoff = baskets.rules_by_country(
+        lines[lines["invoice_date"] < test_cutoff], min_invoices=20, min_support=MINING.min_support,
+        max_len=MINING.max_len, min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
+    )
+    pd.testing.assert_frame_equal(
+        tables.evaluation_rules, recommend._prepare_rules(pre_cutoff), check_exact=True
+    )
+    pd.testing.assert_frame_equal(tables.served_rules, recommend._prepare_rules(served), check_exact=True)
+    # No leakage: the pair planted after the cutoff is served but was not evaluated.
+    assert _has_rule(tables.served_rules, "10007", "10107")
+    assert not _has_rule(tables.evaluation_rules, "10007", "10107")
+    params = json.loads(
+        tables.evaluation.set_index(["model", "setting"]).loc[("rules", "any"), "params"]
+    )
+    assert params["mining"] == dataclasses.asdict(MINING)
+    assert params["n_rules"] == len(tables.evaluation_rules)
+    # The tuning that chose the served weights mined with the same settings: with other settings the
+    # evaluation (and its tuned weights) differ.
+    default = recommend.recommend_and_evaluate(lines, served, k=5, test_months=2, validation_months=2)
+    assert len(default.evaluation_rules) != len(tables.evaluation_rules)
 
 
 @pytest.fixture(scope="module")
-def hybrid(shop) -> recommend.HybridRecommender:
+def fitted_hybrid(shop) -> recommend.HybridRecommender:
     return recommend.HybridRecommender(components=recommend.default_components(), random_state=0).fit(shop)
+
+
+@pytest.fixture
+def hybrid(fitted_hybrid) -> recommend.HybridRecommender:
+    """The fitted hybrid with its own parameters: tests that set weights don't change what others see."""
+    return copy.copy(fitted_hybrid)
 
 
 @pytest.mark.parametrize("exclude_purchased", [False, True])
@@ -624,35 +673,6 @@ def test_batched_serving_equals_one_pool(hybrid, monkeypatch, exclude_purchased)
     batched = hybrid.recommend(customers, k=3, exclude_purchased=exclude_purchased)
     pd.testing.assert_frame_equal(batched, whole)
     assert deferred
-
-
-def test_mine_rules_equals_mlxtend(shop):
-    from mlxtend.frequent_patterns import apriori, association_rules
-
-    mined = recommend.mine_rules(shop, min_support=0.02, min_confidence=0.2, max_len=3)
-    assert mined["antecedents"].map(len).add(mined["consequents"].map(len)).max() == 3
-    products = shop[recommend.is_product_code(shop["stock_code"])]
-    basket = pd.crosstab(products["invoice"], products["stock_code"]).gt(0)
-    basket.columns = [str(code) for code in basket.columns]
-    itemsets = apriori(basket, min_support=0.02, use_colnames=True, max_len=3, low_memory=True)
-    expected = association_rules(itemsets, num_itemsets=len(basket), metric="confidence", min_threshold=0.2)
-
-    def keyed(rules: pd.DataFrame) -> dict[tuple, tuple]:
-        return {
-            (tuple(sorted(a)), tuple(sorted(c))): (s, f, lift)
-            for a, c, s, f, lift in zip(
-                rules["antecedents"],
-                rules["consequents"],
-                rules["support"],
-                rules["confidence"],
-                rules["lift"],
-                strict=True,
-            )
-        }
-
-    # Same rules, same floating-point values.
-    assert keyed(mined) == keyed(expected)
-    assert mined["lift"].is_monotonic_decreasing
 
 
 @pytest.mark.parametrize(("validation_months", "n_jobs"), [(2, None), (1, None), (2, 2)])
