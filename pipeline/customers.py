@@ -4,12 +4,14 @@ What belongs here: the per-customer recency / frequency / monetary table, its 1-
 segment rule table and the per-segment summary with marketing actions. Model-based grouping lives in
 ``pipeline.clustering``; purchase prediction in ``pipeline.prediction``.
 
-Scores. Each of R, F and M is scored 1-5, 5 best (most recent, most invoices, most spend). Customers are
-ranked on the metric with ties broken by ``customer_id`` (a deterministic, value-neutral order), and the
-ranks are cut into five equal-count bins: ``score = floor(5 * (rank - 1) / n) + 1``. Cutting ranks instead of
-values means no bin edge can repeat even though a third of the customers share ``frequency == 1``; the price
-is that tied customers can straddle two neighbouring scores. Scores are monotone in the metric, and bin
-sizes differ by at most one customer.
+Scores. Each of R, F and M is scored 1-5, 5 best (most recent, most invoices, most spend), from the metric
+alone: customers are ranked with ties sharing the lowest rank of their group (``rank(method="min")``, SQL's
+``rank()``), and the ranks are cut into five equal-width bins, ``score = floor(5 * (rank - 1) / n) + 1``. In
+words, a customer's score is one plus the number of whole fifths of all customers whose metric is strictly
+worse. Equal metric values therefore always get equal scores, whatever the customer ids or the row order;
+scores are monotone in the metric, and the worst value always scores 1. The price is that bins are no longer
+equal in size: a tied group stays whole in the bin where it starts, so a large group (about a third of the
+customers have ``frequency == 1``) makes its bin larger, the next ones smaller, and can leave a score unused.
 
 ``rfm_score`` is the string ``f"{r}{f}{m}"`` (for example ``"545"``): a label for reporting and filtering,
 not a number to average. ``fm_score = (f_score + m_score + 1) // 2`` (the mean of F and M rounded half up)
@@ -80,30 +82,37 @@ def _segment_grid() -> dict[tuple[int, int], str]:
     return grid
 
 
-def quintile_score(values: pd.Series, tiebreak: pd.Series, *, higher_is_better: bool = True) -> pd.Series:
-    """Score values 1-5 by equal-count bins of their rank.
+def quintile_score(values: pd.Series, *, higher_is_better: bool = True) -> pd.Series:
+    """Score values 1-5 by fifths of their rank, ties sharing a score.
+
+    The rank of a value is one plus the number of values strictly worse (``rank(method="min")``), and
+    ``score = floor(5 * (rank - 1) / n) + 1``: the number of whole fifths of the customers that are strictly
+    worse, plus one. Only the values matter, never the index or the row order.
 
     Args:
-        values: The metric to score, one value per customer.
-        tiebreak: Values (same index) that order customers with equal metric; must be unique for a
-            deterministic result.
+        values: The metric to score, one value per customer; no missing values.
         higher_is_better: Whether a larger metric deserves a larger score; ``False`` for recency.
 
     Returns:
-        ``int64`` scores in 1..5 on the index of ``values``; each score holds ``n/5`` customers give or
-        take one (for ``n < 5`` only some scores occur).
+        ``int64`` scores in 1..5 on the index of ``values``. Equal values get equal scores and a better value
+        never gets a lower score; the worst value scores 1. Bins hold about ``n/5`` customers when values are
+        distinct; a tied group stays in one bin, which then grows (for ``n < 5`` or large ties some scores do
+        not occur).
+
+    Raises:
+        ValueError: If ``values`` has missing values.
     """
     n = len(values)
     if n == 0:
         return pd.Series([], index=values.index, dtype="int64")
     metric = values.to_numpy(dtype="float64")
+    if np.isnan(metric).any():
+        raise ValueError("cannot score missing values")
     if not higher_is_better:
         metric = -metric
-    # lexsort sorts by the last key first: metric, then the tie-break.
-    order = np.lexsort((tiebreak.to_numpy(), metric))
-    ranks = np.empty(n, dtype="int64")
-    ranks[order] = np.arange(n)
-    return pd.Series(ranks * 5 // n + 1, index=values.index, dtype="int64")
+    # Values strictly below each value = its minimum rank - 1.
+    worse = np.searchsorted(np.sort(metric), metric, side="left")
+    return pd.Series(worse * 5 // n + 1, index=values.index, dtype="int64")
 
 
 def assign_segment(r_score: pd.Series, fm_score: pd.Series) -> pd.Series:
@@ -210,10 +219,9 @@ def rfm_table(
         per_customer = returns.groupby(returns["customer_id"].astype("int64"))["returned_value"].sum()
         rfm["returns_value"] = rfm["customer_id"].map(per_customer).fillna(0.0).round(2)
 
-    ids = rfm["customer_id"]
-    rfm["r_score"] = quintile_score(rfm["recency_days"], ids, higher_is_better=False)
-    rfm["f_score"] = quintile_score(rfm["frequency"], ids)
-    rfm["m_score"] = quintile_score(rfm["monetary"], ids)
+    rfm["r_score"] = quintile_score(rfm["recency_days"], higher_is_better=False)
+    rfm["f_score"] = quintile_score(rfm["frequency"])
+    rfm["m_score"] = quintile_score(rfm["monetary"])
     rfm["fm_score"] = (rfm["f_score"] + rfm["m_score"] + 1) // 2
     rfm["rfm_score"] = rfm["r_score"].astype(str) + rfm["f_score"].astype(str) + rfm["m_score"].astype(str)
     rfm["segment"] = assign_segment(rfm["r_score"], rfm["fm_score"])
