@@ -25,7 +25,8 @@ class SourcePart:
 
     Attributes:
         source_file: The value of the ``source_file`` lineage column for its lines.
-        fingerprint: Changes whenever the part's content changes (sha256 of the file, or of the generator's settings).
+        fingerprint: Changes whenever the part's content changes (sha256 of the file, or of the generator's
+            settings and ``synthetic.GENERATOR_VERSION``).
         path: The file to read, or ``None`` for synthetic data.
     """
 
@@ -65,8 +66,10 @@ class InvoiceSource(dg.ConfigurableResource):
             from pipeline import synthetic
 
             uri = f"synthetic://online-retail-ii?lines={self.synthetic_lines}&seed={self.synthetic_seed}"
-            version = getattr(synthetic, "GENERATOR_VERSION", "1")
-            return [SourcePart(uri, hashlib.sha256(f"{uri}&v={version}".encode()).hexdigest(), None)]
+            # The generator's version is part of the fingerprint (not of the lineage name), so lines made by
+            # a previous generator are regenerated rather than reused.
+            settings = f"{uri}&generator={synthetic.GENERATOR_VERSION}"
+            return [SourcePart(uri, hashlib.sha256(settings.encode()).hexdigest(), None)]
         if self.location == "uci":
             from pipeline import download
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,20 @@ def test_same_seed_gives_same_frame_and_other_seed_differs():
     pd.testing.assert_frame_equal(first, synthetic.generate_frame(20_000, random_state=5))
     other = synthetic.generate_frame(20_000, random_state=6)
     assert not first.head(1_000).equals(other.head(1_000))
+
+
+# SHA-256 of ``generate_frame(20_000, random_state=42).to_csv(index=False)`` per ``GENERATOR_VERSION``.
+OUTPUT_DIGESTS = {"2": "0268b1fa93e1ebcb91993c350609a9f29e98012086559b3a8bed0fe0f9797bb8"}
+
+
+def test_output_is_pinned_to_the_generator_version():
+    # Warehouses reuse synthetic raw lines while the version is unchanged, so a change in the output must come
+    # with a new GENERATOR_VERSION (and a new digest here); a failure here means that bump was forgotten.
+    assert isinstance(synthetic.GENERATOR_VERSION, str) and synthetic.GENERATOR_VERSION
+    text = synthetic.generate_frame(20_000, random_state=42).to_csv(index=False)
+    assert hashlib.sha256(text.encode()).hexdigest() == OUTPUT_DIGESTS.get(synthetic.GENERATOR_VERSION), (
+        "the synthetic output changed: bump synthetic.GENERATOR_VERSION and pin the new digest"
+    )
 
 
 @pytest.mark.parametrize("n_lines", [5_000, 20_000, 100_000])
