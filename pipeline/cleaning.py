@@ -7,6 +7,7 @@ lineage columns (``source_file``, ``source_sheet``, ``source_row``) let anyone t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,15 @@ LINEAGE_COLUMNS = RAW_COLUMNS[8:]
 NON_PRODUCT_CODE_PATTERN = (
     r"^(?:POST|DOT|C2|C3|M|D|S|B|CRUK|PADS|AMAZONFEE|BANK CHARGES|ADJUST\d*|TEST\d*|GIFT|GIFT_\d+_\d+|SP\d+)$"
 )
+
+#: How each text column is written to ``staging.cleaned_transactions``: surrounding blanks removed, stock
+#: codes also upper-cased (``85123a`` and ``85123A`` are one product). Exact duplicates are judged on these.
+STAGING_TEXT: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "invoice": lambda text: text.str.strip(),
+    "stock_code": lambda text: text.str.strip().str.upper(),
+    "description": lambda text: text.str.strip(),
+    "country": lambda text: text.str.strip(),
+}
 
 #: Rejection reasons in the order they are tested; a line gets the first one that applies.
 REASONS = (
@@ -129,6 +139,19 @@ class _Coded:
         values = np.asarray(per_value)
         return np.append(values, np.array([missing], dtype=values.dtype))[self.codes]
 
+    def normalized(self, normalize: Callable[[pd.Series], pd.Series]) -> _Coded:
+        """Code the column as it is written to staging.
+
+        ``normalize`` runs once per distinct value; values equal after it share a code, and a blank result
+        counts as missing (code -1).
+        """
+        text = normalize(_arrow_text(self.values))
+        text = text.mask(text.eq("").fillna(False).astype(bool))
+        # Codes of the normalized distinct values, then per line; -1 stays missing.
+        value_codes, uniques = pd.factorize(text, use_na_sentinel=True)
+        codes = np.append(value_codes, -1)[self.codes]
+        return _Coded(codes, pd.Series(np.asarray(uniques, dtype=object), dtype=object), by_value=True)
+
 
 def clean(
     raw: pd.DataFrame,
@@ -141,7 +164,8 @@ def clean(
     Rules, first match wins (the reason names the rule): missing invoice, stock code, date, quantity, price or
     country; cancellation (invoice starts with ``C``); adjustment (invoice starts with ``A``); non-product stock
     code; quantity <= 0; price <= 0; invoice date outside ``[min_date, max_date]``; exact duplicate of an earlier
-    line on all business columns (the first occurrence is kept).
+    line on all business columns as written to staging (text normalized by ``STAGING_TEXT``, so lines that
+    differ only in surrounding blanks or in the case of the stock code are duplicates; the first is kept).
 
     Args:
         raw: Raw lines with ``RAW_COLUMNS`` (see ``schemas.RawInvoices``); columns may be NumPy- or
@@ -152,10 +176,11 @@ def clean(
             invoices dated in the future are rejected.
 
     Returns:
-        The cleaned lines (with upper-cased ``stock_code`` and ``revenue``) and the rejected lines with
-        ``reason``, both in input order; together they hold every input line exactly once. Columns keep the
-        kind of array of the input (an Arrow-backed text column stays Arrow-backed), except ``quantity`` of
-        the cleaned lines, which is int64.
+        The cleaned lines (text normalized by ``STAGING_TEXT``, a blank description missing, and ``revenue``)
+        and the rejected lines as received with ``reason``, both in input order; together they hold every
+        input line exactly once. Columns keep the kind of array of the input (an Arrow-backed text column
+        stays Arrow-backed, a dictionary-encoded one dictionary-encoded), except ``quantity`` of the cleaned
+        lines, which is int64.
     """
     missing = [c for c in RAW_COLUMNS if c not in raw.columns]
     if missing:
@@ -190,22 +215,19 @@ def clean(
     for position, hit in enumerate(rules):
         reason[hit & (reason == kept)] = position
     del rules
+    coded = {"invoice": invoice, "stock_code": stock_code, "description": _Coded.of(raw["description"]),
+             "country": country}
+    staged = {name: coded[name].normalized(STAGING_TEXT[name]) for name in STAGING_TEXT}
     candidates = np.flatnonzero(reason == kept)
-    duplicated = _duplicated(raw, candidates, invoice, stock_code)
+    duplicated = _duplicated(raw, candidates, staged)
     reason[candidates[duplicated]] = REASONS.index("exact duplicate")
 
     keep = np.flatnonzero(reason == kept)
     drop = np.flatnonzero(reason != kept)
-    # Invoice and stock code are rebuilt from their distinct values, so they are not copied first.
-    cleaned = _take(raw, keep, RAW_COLUMNS[2:])
-    cleaned.insert(0, "invoice", _text_like(
-        raw["invoice"], _arrow_text(invoice.values).str.strip().astype(object), invoice.codes[keep]
-    ))
-    cleaned.insert(1, "stock_code", _text_like(
-        raw["stock_code"],
-        _arrow_text(stock_code.values).str.strip().str.upper().astype(object),
-        stock_code.codes[keep],
-    ))
+    # Text columns are rebuilt from their distinct normalized values, so they are not copied first.
+    cleaned = _take(raw, keep, [c for c in RAW_COLUMNS if c not in STAGING_TEXT])
+    for name in sorted(STAGING_TEXT, key=RAW_COLUMNS.index):
+        cleaned.insert(RAW_COLUMNS.index(name), name, _text_like(raw[name], staged[name], keep))
     cleaned["quantity"] = cleaned["quantity"].astype("int64")
     quantity_kept = cleaned["quantity"].to_numpy(dtype="float64")
     cleaned["revenue"] = quantity_kept * cleaned["price"].to_numpy(dtype="float64")
@@ -214,22 +236,25 @@ def clean(
     return CleaningResult(cleaned=cleaned, rejected=rejected)
 
 
-def _duplicated(raw: pd.DataFrame, rows: np.ndarray, invoice: _Coded, stock_code: _Coded) -> np.ndarray:
-    """Flag ``rows`` that repeat an earlier one of ``rows`` on every business column.
+def _duplicated(raw: pd.DataFrame, rows: np.ndarray, staged: dict[str, _Coded]) -> np.ndarray:
+    """Flag ``rows`` that repeat an earlier one of ``rows`` on every business column as written to staging.
 
-    The same test as ``raw.loc[rows, BUSINESS_COLUMNS].duplicated(keep="first")``, run only on the rows
-    whose (invoice, stock code) pair occurs more than once among ``rows``: a line with a pair of its own
-    cannot repeat another line, and the few percent of lines left keep their relative order, so "first"
-    means the same. The pairs come from the codes already computed for the rules.
+    The same test as ``duplicated(keep="first")`` on the staging values of ``BUSINESS_COLUMNS`` at ``rows``,
+    with the text columns compared through ``staged`` (codes of their normalized values). It runs only on the
+    rows whose (invoice, stock code) pair occurs more than once among ``rows``: a line with a pair of its own
+    cannot repeat another line, and the few percent of lines left keep their relative order, so "first" means
+    the same.
     """
-    invoice_codes = invoice.codes if invoice.by_value else pd.factorize(raw["invoice"])[0]
-    stock_codes = stock_code.codes if stock_code.by_value else pd.factorize(raw["stock_code"])[0]
+    invoice_codes, stock_codes = staged["invoice"].codes, staged["stock_code"].codes
     n_stock_codes = int(stock_codes.max(initial=-1)) + 2
     pair = (invoice_codes[rows].astype(np.int64) + 1) * n_stock_codes + (stock_codes[rows] + 1)
     shared = rows[pd.Series(pair).duplicated(keep=False).to_numpy(dtype=bool)]
     flags = np.zeros(len(rows), dtype=bool)
     if len(shared):
-        repeated = raw.take(shared)[BUSINESS_COLUMNS].duplicated(keep="first").to_numpy(dtype=bool)
+        others = [c for c in BUSINESS_COLUMNS if c not in staged]
+        text_codes = {name: column.codes[shared] for name, column in staged.items()}
+        key = _take(raw, shared, others).assign(**text_codes)
+        repeated = key.duplicated(keep="first").to_numpy(dtype=bool)
         flags[np.searchsorted(rows, shared[repeated])] = True
     return flags
 
@@ -243,13 +268,25 @@ def _take(raw: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> pd.DataFra
 
 
 def _text_like(
-    source: pd.Series, per_value: pd.Series, codes: np.ndarray
+    source: pd.Series, column: _Coded, rows: np.ndarray
 ) -> np.ndarray | pd.api.extensions.ExtensionArray:
-    """Per-line text from per-value text, in the kind of array ``source`` uses (Arrow-backed stays Arrow)."""
-    values = per_value.to_numpy(dtype=object)
+    """The text of ``column`` at ``rows``, in the kind of array ``source`` uses.
+
+    Arrow-backed stays Arrow-backed, and a dictionary-encoded column stays dictionary-encoded (the staging
+    asset encodes repeated text that way to save memory).
+    """
+    codes = column.codes[rows]
+    missing = codes < 0
+    distinct = column.values.to_numpy(dtype=object)  # noqa: PD011 (a field of _Coded, not DataFrame.values)
     if isinstance(source.dtype, pd.ArrowDtype):
-        return pd.arrays.ArrowExtensionArray(pa.array(values, type=pa.string()).take(pa.array(codes)))
-    return values[codes]
+        dictionary = pa.array(distinct, type=pa.string())
+        indices = pa.array(np.where(missing, 0, codes).astype(np.int32), mask=missing)
+        if pa.types.is_dictionary(source.dtype.pyarrow_dtype):
+            return pd.arrays.ArrowExtensionArray(pa.DictionaryArray.from_arrays(indices, dictionary))
+        return pd.arrays.ArrowExtensionArray(dictionary.take(indices))
+    # Code -1 (missing) picks the appended None.
+    values = np.append(distinct, np.array([None], dtype=object))
+    return values[np.where(missing, len(values) - 1, codes)]
 
 
 def reason_counts(rejected: pd.DataFrame) -> dict[str, int]:
