@@ -26,6 +26,7 @@ class ProductNetworkConfig(dg.Config):
 
     min_shared_invoices: int | None = Field(
         default=None, description="Edge threshold; default scales with the number of invoices (see pipeline.network).")
+    top_k: int | None = Field(default=None, description="Highest-Jaccard neighbours per product; null: all.")
     max_basket_size: int = Field(default=250, description="Invoices with more distinct products are left out.")
     workers: int | None = Field(default=None, description="Threads counting pairs; default min(2, CPUs).")
 
@@ -34,7 +35,7 @@ class CustomerNetworkConfig(dg.Config):
     """Pruning of the customer projection."""
 
     min_shared_products: int = Field(default=10, description="Distinct products two customers must share.")
-    top_k: int = Field(default=10, description="Strongest neighbours kept per customer.")
+    top_k: int = Field(default=10, description="Highest-Jaccard neighbours kept per customer.")
     workers: int | None = Field(default=None, description="Threads counting pairs; default min(2, CPUs).")
 
 
@@ -51,22 +52,23 @@ class CentralityConfig(dg.Config):
 
 
 def _centrality(config: CentralityConfig, edges: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Centralities of ``edges`` and metadata saying whether betweenness is exact or sampled."""
+    """Centralities of ``edges``; metadata says whether betweenness is exact and how concentrated it is."""
     scores = network.centrality(edges, backend=config.backend, random_state=config.random_state,
                                 max_exact_nodes=config.max_exact_nodes, pivots=config.pivots,
                                 workers=config.workers)
     sources = network.betweenness_sources(len(scores), max_exact_nodes=config.max_exact_nodes,
                                           pivots=config.pivots)
     return scores, {"nodes": len(scores), "betweenness_exact": sources == len(scores),
-                    "betweenness_sources": sources}
+                    "betweenness_sources": sources, **network.betweenness_summary(scores)}
 
 
 @warehouse_table(keys.PRODUCT_NETWORK_EDGES, ProductNetworkEdges, group="network",
                  ins=cleaned_input("invoice", "stock_code"), kinds=_KINDS)
 def product_network_edges(config: ProductNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Product co-purchase edges: products bought in the same invoices, weight = shared invoices, with lift."""
+    """Product co-purchase edges: weight = Jaccard of the products' invoices, plus shared invoices, lift."""
     edges = network.product_network_edges(cleaned, min_shared_invoices=config.min_shared_invoices,
-                                          max_basket_size=config.max_basket_size, workers=config.workers)
+                                          top_k=config.top_k, max_basket_size=config.max_basket_size,
+                                          workers=config.workers)
     nodes = pd.concat([edges["source"], edges["target"]]).nunique()
     return dg.Output(edges, metadata={"edges": len(edges), "nodes": int(nodes), "preview": preview(edges)})
 
@@ -85,7 +87,7 @@ def product_centrality(config: CentralityConfig, edges: pd.DataFrame) -> dg.Outp
 @warehouse_table(keys.CUSTOMER_NETWORK_EDGES, CustomerNetworkEdges, group="network",
                  ins=cleaned_input("stock_code", "customer_id"), kinds=_KINDS)
 def customer_network_edges(config: CustomerNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Customer projection edges: customers joined by the number of distinct products they share."""
+    """Customer projection edges: weight = Jaccard of the two customers' products, with shared products."""
     edges = network.customer_network_edges(cleaned, min_shared_products=config.min_shared_products,
                                            top_k=config.top_k, workers=config.workers)
     nodes = pd.concat([edges["source"], edges["target"]]).nunique()

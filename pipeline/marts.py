@@ -431,7 +431,7 @@ def view_definitions(
                 "those.",
                 "network_degree": "Products co-purchased with it in the product network; null when "
                 "not in it.",
-                "network_weighted_degree": "Shared invoices summed over its network edges.",
+                "network_weighted_degree": "Jaccard affinity summed over its network edges.",
                 "network_community": "Community of the product in the product network.",
                 "bundles": "Number of published product bundles (analytics.product_bundles) holding it.",
                 "bundle_ids": "Those bundles' bundle_id values.",

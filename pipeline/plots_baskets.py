@@ -97,7 +97,7 @@ def product_network_figure(
         random_state: Seed of the spring layout.
 
     Returns:
-        The figure; node area follows weighted degree and edge width the number of shared invoices.
+        The figure; node area follows weighted degree and edge width the Jaccard affinity (``weight``).
     """
     if centrality is not None:
         strength = centrality.set_index("node")["weighted_degree"]

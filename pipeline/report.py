@@ -527,7 +527,7 @@ def _network(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
     )
     text = (
         f"{_int(len(centrality))} products joined by {_int(len(edges))} co-purchase edges; betweenness "
-        "treats more shared invoices as closer. The customer network links "
+        "treats a higher Jaccard affinity (shared / either invoices) as closer. The customer network links "
         f"{_int(customers['customers'])} customers by {_int(customers['edges'])} edges in "
         f"{_int(customers['communities'])} communities."
     )

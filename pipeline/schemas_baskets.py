@@ -303,9 +303,9 @@ class ProductBundles(pa.DataFrameModel):
 class _UndirectedEdges(pa.DataFrameModel):
     """Shared invariants of undirected edge lists: each pair once, written ``source < target``."""
 
-    weight: Series[int] = pa.Field(ge=1, description="Edge weight.")
+    weight: Series[float] = pa.Field(gt=0, le=1, description="Affinity of the two ends (Jaccard index).")
     jaccard: Series[float] = pa.Field(
-        gt=0, le=1, description="weight / invoices (or products) of either end."
+        gt=0, le=1, description="Shared invoices (or products) / invoices (or products) of either end."
     )
 
     class Config:
@@ -327,27 +327,35 @@ class _UndirectedEdges(pa.DataFrameModel):
 
 
 class ProductNetworkEdges(_UndirectedEdges):
-    """One row per pair of products bought together in enough invoices."""
+    """One row per pair of products bought together in enough invoices, weighted by their Jaccard index."""
 
     source: Series[str] = pa.Field(description="Stock code of one product (source < target).")
     target: Series[str] = pa.Field(description="Stock code of the other product.")
-    weight: Series[int] = pa.Field(ge=1, description="Invoices holding both products.")
+    weight: Series[float] = pa.Field(
+        gt=0, le=1, description="Affinity used by the centralities (distance = 1 / weight): the Jaccard "
+                                "index, shared invoices / invoices holding either product.",
+    )
+    shared_invoices: Series[int] = pa.Field(ge=1, description="Invoices holding both products (the support).")
     lift: Series[float] = pa.Field(
         gt=0, description="Shared invoices over those expected under independence."
     )
     jaccard: Series[float] = pa.Field(
-        gt=0, le=1, description="Shared invoices / invoices holding either product."
+        gt=0, le=1, description="Shared invoices / invoices holding either product (equals weight)."
     )
 
 
 class CustomerNetworkEdges(_UndirectedEdges):
-    """One row per pair of customers linked by enough products bought by both."""
+    """One row per pair of customers sharing enough products, weighted by the Jaccard index of their sets."""
 
     source: Series[int] = pa.Field(description="One customer (source < target).")
     target: Series[int] = pa.Field(description="The other customer.")
-    weight: Series[int] = pa.Field(ge=1, description="Distinct products bought by both customers.")
+    weight: Series[float] = pa.Field(
+        gt=0, le=1, description="Affinity used by the centralities (distance = 1 / weight): the Jaccard "
+                                "index, shared products / distinct products bought by either customer.",
+    )
+    shared_products: Series[int] = pa.Field(ge=1, description="Distinct products bought by both customers.")
     jaccard: Series[float] = pa.Field(
-        gt=0, le=1, description="Shared products / products bought by either customer."
+        gt=0, le=1, description="Shared products / products bought by either customer (equals weight)."
     )
 
 
@@ -357,16 +365,20 @@ class NodeCentrality(pa.DataFrameModel):
     node: Series[object] = pa.Field(unique=True, description="Node id.")
     component: Series[int] = pa.Field(ge=0, description="Connected component, 0 = largest.")
     degree: Series[int] = pa.Field(ge=1, description="Number of neighbours.")
-    weighted_degree: Series[float] = pa.Field(gt=0, description="Sum of incident edge weights.")
+    weighted_degree: Series[float] = pa.Field(
+        gt=0, description="Sum of incident edge weights (Jaccard affinities), the node's strength."
+    )
     degree_centrality: Series[float] = pa.Field(gt=0, le=1, description="degree / (nodes - 1), unweighted.")
     betweenness_centrality: Series[float] = pa.Field(
         ge=0, le=1 + _TOLERANCE,
-        description="Share of shortest paths through the node (distance = 1 / weight), normalised; estimated from "
-                    "seeded random pivots on networks above max_exact_nodes (see the asset metadata).",
+        description="Share of the shortest paths between other nodes that run through the node, averaged "
+                    "over the pairs (distance = 1 / Jaccard weight); estimated from seeded random pivots on "
+                    "networks above max_exact_nodes (see the asset metadata).",
     )
     eigenvector_centrality: Series[float] = pa.Field(
         ge=-_TOLERANCE, le=1 + _TOLERANCE, nullable=True,
-        description="Weighted eigenvector centrality on the largest component; null elsewhere.",
+        description="Eigenvector centrality weighted by the Jaccard affinity, on the largest component; null "
+                    "elsewhere.",
     )
     community: Series[pd.Int64Dtype] = pa.Field(
         ge=0, nullable=True, description="Louvain community (seeded), numbered by size."

@@ -80,37 +80,61 @@ def as_series(values: dict, nodes: pd.Series) -> np.ndarray:
     return np.array([values[node] for node in nodes], dtype=float)
 
 
-@pytest.mark.parametrize(("block_pairs", "workers"), [(None, 1), (60, 2)])
-def test_product_edges_match_brute_force(monkeypatch, block_pairs, workers):
+def kept_by_top_k(strength: dict[tuple, object], k: int | None) -> set[tuple]:
+    """Pairs among the ``k`` strongest of either end (ties by the smaller other end), by brute force."""
+    if k is None:
+        return set(strength)
+    kept = set()
+    for node in {end for pair in strength for end in pair}:
+        mine = [(value, b if a == node else a) for (a, b), value in strength.items() if node in (a, b)]
+        for _, other in sorted(mine, key=lambda pair: (-pair[0], pair[1]))[:k]:
+            kept.add((min(node, other), max(node, other)))
+    return kept
+
+
+def holders_of(lines: list[tuple], by: str) -> dict:
+    """Sets by brute force: invoices holding each product, or distinct products bought by each customer."""
+    sets: dict = {}
+    for invoice, code, customer in lines:
+        if by == "product":
+            sets.setdefault(code, set()).add(invoice)
+        elif customer is not None:
+            sets.setdefault(customer, set()).add(code)
+    return sets
+
+
+def jaccard_pairs(sets: dict, min_shared: int) -> dict[tuple, Fraction]:
+    """Exact Jaccard index of every pair of sets sharing at least ``min_shared`` members."""
+    return {
+        (a, b): Fraction(len(sets[a] & sets[b]), len(sets[a] | sets[b]))
+        for a, b in combinations(sorted(sets), 2)
+        if len(sets[a] & sets[b]) >= min_shared
+    }
+
+
+@pytest.mark.parametrize(("block_pairs", "workers", "top_k"), [(None, 1, None), (60, 2, None), (60, 2, 3)])
+def test_product_edges_match_brute_force(monkeypatch, block_pairs, workers, top_k):
     if block_pairs is not None:
         # About two products per block: many blocks, scored on two threads.
         monkeypatch.setattr(network, "_BLOCK_PAIRS", block_pairs)
     lines = random_lines(400, 25, 40, seed=5)
-    cleaned = make_cleaned(lines)
     edges = network.product_network_edges(
-        cleaned, min_shared_invoices=4, max_basket_size=None, workers=workers
+        make_cleaned(lines), min_shared_invoices=4, top_k=top_k, max_basket_size=None, workers=workers
     )
 
-    holders: dict[str, set[str]] = {}
-    for invoice, code, _ in lines:
-        holders.setdefault(code, set()).add(invoice)
+    holders = holders_of(lines, "product")
     n = len({invoice for invoice, _, _ in lines})
-    expected = {}
-    for a, b in combinations(sorted(holders), 2):
-        shared = len(holders[a] & holders[b])
-        if shared >= 4:
-            lift = shared * n / (len(holders[a]) * len(holders[b]))
-            expected[(a, b)] = (shared, lift, shared / len(holders[a] | holders[b]))
-    got = {
-        (row.source, row.target): (row.weight, row.lift, row.jaccard) for row in edges.itertuples(index=False)
-    }
-    assert got.keys() == expected.keys()
-    for pair, (weight, lift, jaccard) in expected.items():
-        assert got[pair][0] == weight
-        assert got[pair][1] == pytest.approx(lift, rel=1e-12)
-        assert got[pair][2] == pytest.approx(jaccard, rel=1e-12)
+    jaccard = jaccard_pairs(holders, 4)
+    kept = kept_by_top_k(jaccard, top_k)
+    assert set(zip(edges["source"], edges["target"], strict=True)) == kept
+    for row in edges.itertuples(index=False):
+        a, b = holders[row.source], holders[row.target]
+        assert row.shared_invoices == len(a & b)
+        assert row.weight == row.jaccard == float(jaccard[(row.source, row.target)])
+        assert row.lift == pytest.approx(len(a & b) * n / (len(a) * len(b)), rel=1e-12)
     assert (edges["source"] < edges["target"]).all()
     assert list(edges.itertuples(index=False, name=None)) == sorted(edges.itertuples(index=False, name=None))
+    assert list(edges.columns) == network.PRODUCT_EDGE_COLUMNS
     ProductNetworkEdges.validate(edges, lazy=True)
 
 
@@ -119,8 +143,8 @@ def test_product_edges_skip_giant_baskets_and_scale_threshold():
     lines += [(f"G{k}", f"Z{j}", None) for k in range(6) for j in range(8)]
     cleaned = make_cleaned(lines)
     capped = network.product_network_edges(cleaned, min_shared_invoices=5, max_basket_size=4)
-    assert capped[["source", "target", "weight"]].to_dict("records") == [
-        {"source": "A", "target": "B", "weight": 6}
+    assert capped[["source", "target", "shared_invoices", "weight"]].to_dict("records") == [
+        {"source": "A", "target": "B", "shared_invoices": 6, "weight": 1.0}
     ]
     uncapped = network.product_network_edges(cleaned, min_shared_invoices=5, max_basket_size=None)
     assert len(uncapped) == 1 + 8 * 7 // 2
@@ -130,6 +154,8 @@ def test_product_edges_skip_giant_baskets_and_scale_threshold():
     assert network.default_min_shared_invoices(53_628) == 54
     with pytest.raises(ValueError, match="min_shared_invoices"):
         network.product_network_edges(cleaned, min_shared_invoices=0)
+    with pytest.raises(ValueError, match="top_k"):
+        network.product_network_edges(cleaned, top_k=0)
 
 
 @pytest.mark.parametrize(
@@ -146,40 +172,112 @@ def test_customer_edges_match_brute_force(min_shared, top_k, block_size, workers
         workers=workers,
     )
 
-    bought: dict[int, set[str]] = {}
-    for _, code, customer in lines:
-        if customer is not None:
-            bought.setdefault(customer, set()).add(code)
-    strength = {
-        (a, b): len(bought[a] & bought[b])
-        for a, b in combinations(sorted(bought), 2)
-        if len(bought[a] & bought[b]) >= min_shared
-    }
-    if top_k is not None:
-        kept = set()
-        for customer in bought:
-            mine = [
-                (w, other)
-                for (a, b), w in strength.items()
-                if customer in (a, b)
-                for other in [a + b - customer]
-            ]
-            for _, other in sorted(mine, key=lambda pair: (-pair[0], pair[1]))[:top_k]:
-                kept.add((min(customer, other), max(customer, other)))
-        strength = {pair: w for pair, w in strength.items() if pair in kept}
-    got = {(row.source, row.target): row.weight for row in edges.itertuples(index=False)}
-    assert got == strength
-    for row in edges.itertuples(index=False):
-        union = len(bought[row.source] | bought[row.target])
-        assert row.jaccard == pytest.approx(row.weight / union, rel=1e-12)
+    bought = holders_of(lines, "customer")
+    jaccard = jaccard_pairs(bought, min_shared)
+    kept = kept_by_top_k(jaccard, top_k)
+    got = {(row.source, row.target): row for row in edges.itertuples(index=False)}
+    assert got.keys() == kept
+    for (a, b), row in got.items():
+        assert row.shared_products == len(bought[a] & bought[b])
+        assert row.weight == row.jaccard == float(jaccard[(a, b)])
+    assert list(edges.columns) == network.CUSTOMER_EDGE_COLUMNS
     CustomerNetworkEdges.validate(edges, lazy=True)
+
+
+def test_top_k_ties_and_bucket_cutoff_keep_the_exact_ranking(monkeypatch):
+    # Jaccard ties across different counts (1/2 = 2/4 = 3/6) and two buckets only, so the bucket cutoff
+    # keeps many more candidates than top_k and the sort alone decides: still the brute-force pairs.
+    monkeypatch.setattr(network, "_JACCARD_BUCKETS", 2)
+    lines = random_lines(300, 12, 30, seed=2)
+    bought = holders_of(lines, "customer")
+    jaccard = jaccard_pairs(bought, 1)
+    assert len(set(jaccard.values())) < len(jaccard) / 3
+    for top_k in (1, 3):
+        edges = network.customer_network_edges(make_cleaned(lines), min_shared_products=1, top_k=top_k)
+        assert set(zip(edges["source"], edges["target"], strict=True)) == kept_by_top_k(jaccard, top_k)
+
+
+def test_affinities_match_a_pandas_self_join():
+    # An independent route: pair counts from a pandas self-merge instead of sparse products or sets.
+    lines = random_lines(200, 20, 15, seed=3)
+    cleaned = make_cleaned(lines)
+    for by, member, edges in [
+        ("stock_code", "invoice", network.product_network_edges(cleaned, min_shared_invoices=2,
+                                                                max_basket_size=None)),
+        ("customer_id", "stock_code", network.customer_network_edges(cleaned, min_shared_products=2,
+                                                                     top_k=None)),
+    ]:
+        links = cleaned.dropna(subset=[by])[[by, member]].drop_duplicates()
+        sizes = links.groupby(by).size()
+        pairs = links.merge(links, on=member, suffixes=("_a", "_b"))
+        pairs = pairs[pairs[f"{by}_a"] < pairs[f"{by}_b"]]
+        shared = pairs.groupby([f"{by}_a", f"{by}_b"]).size().rename("shared").reset_index()
+        shared = shared[shared["shared"] >= 2]
+        union = sizes[shared[f"{by}_a"]].to_numpy() + sizes[shared[f"{by}_b"]].to_numpy() - shared["shared"]
+        expected = pd.DataFrame(
+            {"source": shared[f"{by}_a"].to_numpy(), "target": shared[f"{by}_b"].to_numpy(),
+             "jaccard": (shared["shared"] / union).to_numpy()}
+        )
+        merged = edges.merge(expected, on=["source", "target"], how="outer", validate="1:1",
+                             suffixes=("", "_pandas"))
+        assert len(merged) == len(edges) == len(expected)
+        np.testing.assert_allclose(merged["weight"], merged["jaccard_pandas"], rtol=1e-15)
+        if by == "stock_code":
+            n = cleaned["invoice"].nunique()
+            count = sizes.to_dict()
+            lift = [s * n / (count[a] * count[b]) for a, b, s in
+                    zip(edges["source"], edges["target"], edges["shared_invoices"], strict=True)]
+            np.testing.assert_allclose(edges["lift"], lift, rtol=1e-12)
+
+
+def test_catalogue_wide_customer_is_no_longer_everyones_nearest_neighbour():
+    # Customer 1 bought all 20 products; 2 and 3 (and 4 and 5) bought 6 each, 5 of them in common. By shared
+    # counts 1 is everyone's strongest neighbour (6 shared > 5); by Jaccard (6/20 < 5/7) it is no one's.
+    baskets = {1: range(20), 2: [0, 1, 2, 3, 4, 5], 3: [0, 1, 2, 3, 4, 6],
+               4: [10, 11, 12, 13, 14, 15], 5: [10, 11, 12, 13, 14, 16]}
+    lines = [(f"{customer}", f"P{p:02d}", customer) for customer, items in baskets.items() for p in items]
+    cleaned = make_cleaned(lines)
+    candidates = network.customer_network_edges(cleaned, min_shared_products=5, top_k=None)
+    nearest_by_count = {
+        node: min(((-row.shared_products, b if a == node else a) for row in candidates.itertuples()
+                   for a, b in [(row.source, row.target)] if node in (a, b)))[1]
+        for node in (2, 3, 4, 5)
+    }
+    assert nearest_by_count == {2: 1, 3: 1, 4: 1, 5: 1}
+    edges = network.customer_network_edges(cleaned, min_shared_products=5, top_k=1)
+    # 2-3 and 4-5 are each other's nearest; 1 keeps one edge as its own nearest (a tie, smallest id).
+    assert set(zip(edges["source"], edges["target"], strict=True)) == {(1, 2), (2, 3), (4, 5)}
+    assert edges.set_index(["source", "target"])["weight"].to_dict() == {
+        (1, 2): 6 / 20, (2, 3): 5 / 7, (4, 5): 5 / 7
+    }
+    by_count = candidates[candidates["source"] == 1].assign(weight=lambda f: f["shared_products"] * 1.0)
+    hub = network.centrality(by_count).set_index("node")["betweenness_centrality"]
+    assert hub[1] == 1.0  # the star: every path between two others runs through customer 1
+    assert network.centrality(edges).set_index("node")["betweenness_centrality"][1] == 0.0
+
+
+def test_best_seller_is_no_longer_every_products_nearest_neighbour():
+    # H is in all 40 invoices; X and Y are together in 8, each alone (with H) in 2 more. By shared invoices
+    # H is X's strongest neighbour (10 > 8); by Jaccard Y is (8/12 > 10/40), and lift says H is unrelated.
+    lines = [(f"{k}", "H", None) for k in range(40)]
+    lines += [(f"{k}", "X", None) for k in range(10)] + [(f"{k}", "Y", None) for k in range(2, 12)]
+    edges = network.product_network_edges(make_cleaned(lines), min_shared_invoices=5, max_basket_size=None)
+    by_pair = edges.set_index(["source", "target"])
+    assert by_pair.loc[("H", "X"), "shared_invoices"] > by_pair.loc[("X", "Y"), "shared_invoices"]
+    assert by_pair.loc[("H", "X"), "weight"] == 10 / 40 < by_pair.loc[("X", "Y"), "weight"] == 8 / 12
+    assert by_pair.loc[("H", "X"), "lift"] == pytest.approx(1.0)
+    assert by_pair.loc[("X", "Y"), "lift"] == pytest.approx(8 * 40 / (10 * 10))
+    nearest = network.product_network_edges(
+        make_cleaned(lines), min_shared_invoices=5, top_k=1, max_basket_size=None
+    )
+    assert set(zip(nearest["source"], nearest["target"], strict=True)) == {("H", "X"), ("X", "Y")}
 
 
 def test_customer_edges_ignore_guests():
     lines = [("1", "A", None), ("1", "B", None), ("2", "A", 7), ("2", "B", 7), ("3", "A", 8), ("3", "B", 8)]
     edges = network.customer_network_edges(make_cleaned(lines), min_shared_products=2)
-    assert edges[["source", "target", "weight"]].to_dict("records") == [
-        {"source": 7, "target": 8, "weight": 2}
+    assert edges[["source", "target", "shared_products", "weight"]].to_dict("records") == [
+        {"source": 7, "target": 8, "shared_products": 2, "weight": 1.0}
     ]
 
 
@@ -393,6 +491,130 @@ def test_sampled_betweenness_error_is_small_on_a_mid_size_graph():
     assert mean_error < 0.5 * single_error
 
 
+def test_jaccard_network_from_sets_igraph_equals_networkx_on_exact_fractions():
+    # A small customer network whose shortest paths tie in exact fractions (checked below): the distance of
+    # an edge is union / shared, computed here from the customers' product sets.
+    lines = random_lines(80, 10, 40, seed=0)
+    edges = network.customer_network_edges(make_cleaned(lines), min_shared_products=2, top_k=4)
+    bought = holders_of(lines, "customer")
+    graph = nx.Graph()
+    for a, b in zip(edges["source"], edges["target"], strict=True):
+        shared, union = len(bought[a] & bought[b]), len(bought[a] | bought[b])
+        graph.add_edge(a, b, weight=shared / union, distance=Fraction(union, shared))
+    _assert_backends_match_exact_reference(edges, graph)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_medium_fractional_weights_igraph_equals_networkx(seed):
+    # 300 nodes with Jaccard-like weights in {1/2, 1/3, 2/3, 1/6, 3/4, 2/5, 3/10}: distances 2, 3, 3/2, 6, ...
+    fractions = [Fraction(a, b) for a, b in [(1, 2), (1, 3), (2, 3), (1, 6), (3, 4), (2, 5), (3, 10)]]
+    edges = random_edges(300, 0.012, list(range(len(fractions))), seed=seed)
+    edges["weight"] = [float(fractions[k]) for k in edges["weight"]]
+    graph = nx.Graph()
+    for row in edges.itertuples(index=False):
+        exact = fractions[[float(f) for f in fractions].index(row.weight)]
+        graph.add_edge(row.source, row.target, weight=row.weight, distance=1 / exact)
+    _assert_backends_match_exact_reference(edges, graph)
+
+
+def _assert_backends_match_exact_reference(edges: pd.DataFrame, graph: nx.Graph) -> None:
+    """Both backends against networkx on exact Fraction distances, on a graph where float distances tie."""
+    by_igraph = network.centrality(edges, backend="igraph", eigenvector_scope="component", communities=False)
+    by_networkx = network.centrality(
+        edges, backend="networkx", eigenvector_scope="component", communities=False
+    )
+    nodes = by_igraph["node"]
+    betweenness = as_series(nx.betweenness_centrality(graph, weight="distance", normalized=True), nodes)
+    assert (betweenness > 0).sum() > 5
+    strength = as_series(dict(graph.degree(weight="weight")), nodes)
+    for result in (by_igraph, by_networkx):
+        np.testing.assert_allclose(result["betweenness_centrality"], betweenness, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(result["weighted_degree"], strength, rtol=1e-12)
+    # Float distances 1 / weight lose some of the ties: the graph does exercise them.
+    float_graph = reference_graph(edges, lambda w: 1.0 / w)
+    float_betweenness = as_series(nx.betweenness_centrality(float_graph, weight="distance"), nodes)
+    assert np.abs(float_betweenness - betweenness).max() > 1e-6
+    largest = max(nx.connected_components(graph), key=len)
+    eigenvector = nx.eigenvector_centrality_numpy(graph.subgraph(largest), weight="weight")
+    in_largest = nodes.isin(largest).to_numpy()
+    np.testing.assert_allclose(
+        by_igraph["eigenvector_centrality"][in_largest], as_series(eigenvector, nodes[in_largest]), atol=1e-9
+    )
+    for column in [*COMPARED, "eigenvector_centrality"]:
+        np.testing.assert_allclose(by_igraph[column], by_networkx[column], rtol=0, atol=1e-9, err_msg=column)
+
+
+@pytest.mark.parametrize(
+    "expected", [Fraction(1, 10), Fraction(5, 7), Fraction(5, 2), Fraction(3), Fraction(12_345, 54_321_007)]
+)
+def test_weights_are_read_as_the_fractions_they_were_computed_from(expected):
+    value = float(expected)
+    assert network._as_fraction(value) == expected
+    distance = network._exact_inverse(np.array([value, 2 * value, float(expected / 3)]))
+    assert distance[0] == 2 * distance[1] == distance[2] / 3
+
+
+def test_a_float_that_is_no_small_ratio_is_read_exactly():
+    assert network._as_fraction(math.pi) == Fraction(math.pi)
+    assert network._as_fraction(0.1 + 0.2) == Fraction(0.1 + 0.2) != Fraction(3, 10)
+
+
+def test_betweenness_summary():
+    star = pd.DataFrame({"source": ["H"] * 4, "target": ["A", "B", "C", "D"], "weight": [0.5] * 4})
+    assert network.betweenness_summary(network.centrality(star)) == {
+        "betweenness_nonzero_fraction": 0.2, "betweenness_max": 1.0, "betweenness_max_node": "H",
+        "betweenness_top_share": 1.0,
+    }
+    path = pd.DataFrame({"source": [1, 2, 3], "target": [2, 3, 4], "weight": [1.0, 1.0, 1.0]})
+    summary = network.betweenness_summary(network.centrality(path))
+    assert summary["betweenness_nonzero_fraction"] == 0.5
+    assert summary["betweenness_max"] == pytest.approx(2 / 3)
+    assert summary["betweenness_max_node"] == "2" and summary["betweenness_top_share"] == pytest.approx(0.5)
+    pair = pd.DataFrame({"source": ["A"], "target": ["B"], "weight": [1.0]})
+    assert network.betweenness_summary(network.centrality(pair))["betweenness_top_share"] == 0.0
+
+
+def _ranked_by_count(candidates: pd.DataFrame, count: str, top_k: int | None) -> pd.DataFrame:
+    """The pre-Jaccard networks: weight = shared count, top_k neighbours by that count (pandas route)."""
+    edges = candidates.assign(weight=candidates[count].astype(float))
+    if top_k is None:
+        return edges
+    ends = pd.concat([
+        edges[["source", "target", count]].rename(columns={"source": "node", "target": "other"}),
+        edges[["target", "source", count]].rename(columns={"target": "node", "source": "other"}),
+    ])
+    ends = ends.sort_values(["node", count, "other"], ascending=[True, False, True])
+    chosen = ends.loc[ends.groupby("node").cumcount() < top_k, ["node", "other"]]
+    pairs = pd.DataFrame({"source": chosen.min(axis=1), "target": chosen.max(axis=1)})
+    return edges.merge(pairs.drop_duplicates(), on=["source", "target"])
+
+
+def test_real_betweenness_is_not_one_hub(real_cleaned):
+    customers_all = network.customer_network_edges(real_cleaned, top_k=None)
+    networks = {
+        "customers, Jaccard": network.customer_network_edges(real_cleaned),
+        "customers, counts": _ranked_by_count(customers_all, "shared_products", 10),
+        "products, Jaccard": (products := network.product_network_edges(real_cleaned)),
+        "products, counts": _ranked_by_count(products, "shared_invoices", None),
+    }
+    summaries = {}
+    for name, edges in networks.items():
+        scores = network.centrality(edges, communities=False)
+        summaries[name] = {"nodes": len(scores), "edges": len(edges), **network.betweenness_summary(scores)}
+        print(name, summaries[name])  # before/after figures, shown with pytest -s
+    after, before = summaries["customers, Jaccard"], summaries["customers, counts"]
+    assert before["betweenness_max"] > 0.9 and before["betweenness_nonzero_fraction"] < 0.05
+    assert after["betweenness_max"] < 0.5
+    assert after["betweenness_nonzero_fraction"] > 0.3
+    assert after["betweenness_top_share"] < 0.05
+    assert summaries["products, Jaccard"]["betweenness_max"] < 0.5
+    assert summaries["products, Jaccard"]["betweenness_nonzero_fraction"] > 0.5
+    # The same customers pass the support threshold and stay in the network; only their neighbours changed.
+    nodes = {name: set(edges["source"]) | set(edges["target"]) for name, edges in networks.items()}
+    assert nodes["customers, Jaccard"] == nodes["customers, counts"]
+    assert nodes["customers, Jaccard"] == set(customers_all["source"]) | set(customers_all["target"])
+
+
 def test_customer_nodes_keep_integer_ids():
     edges = pd.DataFrame({"source": [1, 1, 2], "target": [2, 3, 3], "weight": [4, 2, 2]})
     result = network.centrality(edges)
@@ -430,7 +652,11 @@ def test_centrality_rejects_unknown_options():
 
 
 def test_edge_schema_rejects_unordered_pairs():
-    edges = pd.DataFrame({"source": ["B"], "target": ["A"], "weight": [3], "lift": [1.2], "jaccard": [0.5]})
+    edges = pd.DataFrame(
+        {"source": ["B"], "target": ["A"], "weight": [0.5], "shared_invoices": [3], "lift": [1.2],
+         "jaccard": [0.5]}
+    )
+    ProductNetworkEdges.validate(edges.assign(source="A", target="B"), lazy=True)
     with pytest.raises(pa.errors.SchemaErrors):
         ProductNetworkEdges.validate(edges, lazy=True)
 

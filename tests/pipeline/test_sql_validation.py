@@ -112,7 +112,7 @@ def _itemsets() -> pd.DataFrame:
 
 def _edges() -> pd.DataFrame:
     return pd.DataFrame({"source": ["A", "A", "B", "C"], "target": ["B", "C", "C", "D"],
-                         "weight": [3, 2, 5, 1],
+                         "weight": [0.3, 0.2, 1.0, 0.05], "shared_invoices": [3, 2, 5, 1],
                          "lift": [1.5, 0.8, 2.0, 1.1], "jaccard": [0.3, 0.2, 1.0, 0.05]})
 
 
