@@ -37,3 +37,12 @@ def column_schema(model) -> dg.TableSchema:
             for name, column in schema.columns.items()
         ]
     )
+
+
+#: Metadata key naming why a table was stored empty (too little history); also shown by its WARN check.
+SKIPPED_REASON = "skipped_reason"
+
+
+def skipped(reason: str | None) -> dict[str, str]:
+    """``{SKIPPED_REASON: reason}`` when a table was stored empty for a reason, else no metadata."""
+    return {} if reason is None else {SKIPPED_REASON: reason}

@@ -4,6 +4,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 
 import dagster as dg
+import pandas as pd
 
 from assets._metadata import column_schema
 
@@ -67,3 +68,18 @@ def cleaned_input(*columns: str, name: str = "cleaned") -> dict[str, dg.AssetIn]
     from assets import keys
 
     return {name: dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, metadata={"columns": list(columns)})}
+
+
+def empty_table(model) -> pd.DataFrame:
+    """A table with no rows and the columns and dtypes of a Pandera model.
+
+    Text columns are pandas strings, so DuckDB stores them as VARCHAR (an empty object column would become
+    DuckDB's NULL type).
+    """
+    columns = model.to_schema().columns
+    return pd.DataFrame(
+        {
+            name: pd.Series(dtype="string" if str(column.dtype) == "str" else column.dtype.type)
+            for name, column in columns.items()
+        }
+    )

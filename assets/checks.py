@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
+from assets._metadata import SKIPPED_REASON
 from pipeline import sql_validation
 from resources import Warehouse
 
@@ -96,5 +97,48 @@ def schema_check(
         with warehouse.connect() as conn:
             report = sql_validation.validate_table(conn, schema, table, model)
         return check_result(report, model)
+
+    return _check
+
+
+def history_check(asset_key: dg.AssetKey, *, what: str) -> dg.AssetChecksDefinition:
+    """Build the non-blocking ``has_enough_history`` check of a table that is stored empty on short data.
+
+    A valid export spanning too few days still publishes every table; the ones that need a longer history
+    (predictions, evaluations) are stored empty, with the reason in the ``skipped_reason`` metadata of
+    their materialization. This check makes that visible: it fails with WARN severity when the table has
+    no rows and repeats the reason.
+
+    Args:
+        asset_key: Key ``[schema, table]`` of the checked asset, which names its warehouse table.
+        what: What the table holds, for the description (``"the purchase predictions"``).
+
+    Returns:
+        A WARN-severity asset check that passes when the table has rows.
+    """
+    schema, table = asset_key.path[-2], asset_key.path[-1]
+
+    @dg.asset_check(
+        asset=asset_key,
+        name="has_enough_history",
+        blocking=False,
+        description=f"Warns when {what} could not be computed because the data spans too few days: the table "
+        "is then empty and the reason is in its metadata.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.connect() as conn:
+            (rows,) = conn.execute(
+                f"SELECT count(*) FROM {sql_validation.quote(schema)}.{sql_validation.quote(table)}"
+            ).fetchone()
+        if rows > 0:
+            return dg.AssetCheckResult(passed=True, metadata={"rows": rows})
+        event = context.instance.get_latest_materialization_event(asset_key)
+        recorded = event.asset_materialization.metadata.get(SKIPPED_REASON) if event else None
+        reason = recorded.value if recorded is not None else "the table is empty and no reason was recorded"
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"rows": rows, SKIPPED_REASON: reason},
+        )
 
     return _check

@@ -1,6 +1,7 @@
 """Customer assets: RFM and segments, K-Means/GMM clusters with model selection, 90-day predictions.
 
-Logic lives in pipeline.customers, pipeline.clustering and pipeline.prediction.
+Logic lives in pipeline.customers, pipeline.clustering and pipeline.prediction. On data spanning too few
+days the predictions and their evaluation are stored empty with a reason (WARN check ``has_enough_history``).
 """
 
 import dagster as dg
@@ -8,9 +9,9 @@ import pandas as pd
 from pydantic import Field
 
 from assets import keys
-from assets._metadata import figure, preview
+from assets._metadata import figure, preview, skipped
 from assets._tables import table_out, warehouse_table
-from assets.checks import schema_check
+from assets.checks import history_check, schema_check
 from assets.eda import SALES_LINES
 from pipeline import clustering, customers, eda, plots_customers, prediction
 from pipeline.schemas_customers import (
@@ -123,15 +124,22 @@ def customer_clusters(config: ClusteringConfig, rfm: pd.DataFrame, selection: pd
     group_name="customers",
 )
 def customer_predictions(config: PredictionConfig, warehouse: Warehouse):
-    """Train on a temporal split, evaluate against baselines, refit and predict the next 90 days."""
+    """Train on a temporal split, evaluate against baselines, refit and predict the next 90 days.
+
+    On data spanning too few days both tables are stored empty, the reason in their ``skipped_reason``
+    metadata and their WARN check ``has_enough_history``.
+    """
     with warehouse.connect() as conn:
-        predictions, evaluation = prediction.evaluate_and_predict(
+        predictions, evaluation, reason = prediction.prediction_tables(
             *eda.warehouse_lines(conn), horizon_days=config.horizon_days, random_state=config.random_state)
-    headline = evaluation[~evaluation["metric"].str.startswith("calibration")]
     yield dg.Output(predictions, output_name="customer_predictions", metadata={
         "customers": len(predictions),
         "expected_buyers": float(predictions["purchase_probability_90d"].sum()),
-        "predicted_revenue_90d_gbp": float(predictions["predicted_revenue_90d"].sum())})
+        "predicted_revenue_90d_gbp": float(predictions["predicted_revenue_90d"].sum()), **skipped(reason)})
+    if reason is not None:
+        yield dg.Output(evaluation, output_name="prediction_evaluation", metadata=skipped(reason))
+        return
+    headline = evaluation[~evaluation["metric"].str.startswith("calibration")]
     yield dg.Output(evaluation, output_name="prediction_evaluation", metadata={
         "metrics": dg.MetadataValue.md(headline.to_markdown(index=False)),
         "calibration": figure(plots_customers.calibration_figure(evaluation))})
@@ -145,6 +153,8 @@ cluster_profiles_schema = schema_check(keys.CLUSTER_PROFILES, ClusterProfiles)
 segment_cluster_crosstab_schema = schema_check(keys.SEGMENT_CLUSTER_CROSSTAB, SegmentClusterCrosstab)
 customer_predictions_schema = schema_check(keys.CUSTOMER_PREDICTIONS, CustomerPredictions)
 prediction_evaluation_schema = schema_check(keys.PREDICTION_EVALUATION, PredictionEvaluation)
+customer_predictions_history = history_check(keys.CUSTOMER_PREDICTIONS, what="the purchase predictions")
+prediction_evaluation_history = history_check(keys.PREDICTION_EVALUATION, what="the prediction evaluation")
 
 RFM_SQL = """
 WITH reference AS (

@@ -11,9 +11,9 @@ import pandas as pd
 from pydantic import Field
 
 from assets import keys
-from assets._metadata import figure, preview
-from assets._tables import cleaned_input, table_out
-from assets.checks import schema_check
+from assets._metadata import figure, preview, skipped
+from assets._tables import cleaned_input, empty_table, table_out
+from assets.checks import history_check, schema_check
 from pipeline import plots_recommend, recommend, svd
 from pipeline.schemas_recommend import (
     CustomerFactors,
@@ -22,6 +22,7 @@ from pipeline.schemas_recommend import (
     Recommendations,
     RecommenderMetrics,
 )
+from resources import RuleMiningSettings
 
 _KINDS = ("duckdb", "pandas", "scikit-learn")
 # The columns the recommenders and the SVD read: DuckDB loads only these (the lineage columns are the widest).
@@ -93,25 +94,33 @@ _EVALUATION_DESCRIPTION = (
                                             _EVALUATION_DESCRIPTION, kinds=_KINDS),
     },
     ins={**cleaned_input(*_RECOMMENDER_COLUMNS), **keys.ins(rules=keys.ASSOCIATION_RULES)},
-    # The evaluation mines its own rules before its cutoff: only the served table reads the rules table.
+    # The evaluation mines its own rules before each cutoff, with the rule_mining settings that mined the
+    # rules table: only the served table reads that table, and both use rules mined the same way.
     internal_asset_deps={
         "recommendations": {keys.CLEANED_TRANSACTIONS, keys.ASSOCIATION_RULES},
         "recommender_evaluation": {keys.CLEANED_TRANSACTIONS},
     },
     group_name="recommendations",
 )
-def recommender(config: RecommenderConfig, cleaned: pd.DataFrame, rules: pd.DataFrame):
+def recommender(config: RecommenderConfig, rule_mining: RuleMiningSettings, cleaned: pd.DataFrame,
+                rules: pd.DataFrame):
     """Served recommendations and their offline evaluation, from the component fits the two share."""
     tables = recommend.recommend_and_evaluate(cleaned, rules, k=config.k, test_months=config.test_months,
-                                              random_state=config.random_state, n_jobs=config.n_jobs)
+                                              random_state=config.random_state, n_jobs=config.n_jobs,
+                                              mining=rule_mining.settings())
     recs = tables.recommendations
     yield dg.Output(recs, output_name="recommendations", metadata={
         "customers": int(recs["customer_id"].nunique()),
+        "served_rules": len(tables.served_rules),
+        "evaluation_rules": None if tables.evaluation_rules is None else len(tables.evaluation_rules),
         "by_source": dg.MetadataValue.json({str(k): int(v) for k, v in recs["source"].value_counts().items()}),
         "preview": preview(recs, 20)})
     if tables.evaluation is None:
-        # The recommendations above are stored; the evaluation fails the step, naming the data span needed.
-        raise tables.evaluation_error
+        # Too little history to evaluate: stored empty, the reason (naming the span needed) in the metadata
+        # and in the WARN check has_enough_history; everything else of the run is still published.
+        yield dg.Output(empty_table(RecommenderMetrics), output_name="recommender_evaluation",
+                        metadata=skipped(str(tables.evaluation_error)))
+        return
     metrics = tables.evaluation
     table = metrics.drop(columns=["params"], errors="ignore").to_markdown(index=False)
     yield dg.Output(metrics, output_name="recommender_evaluation", metadata={
@@ -124,3 +133,5 @@ svd_customer_factors_schema = schema_check(keys.SVD_CUSTOMER_FACTORS, CustomerFa
 svd_product_factors_schema = schema_check(keys.SVD_PRODUCT_FACTORS, ProductFactors)
 recommendations_schema = schema_check(keys.RECOMMENDATIONS, Recommendations)
 recommender_evaluation_schema = schema_check(keys.RECOMMENDER_EVALUATION, RecommenderMetrics)
+recommender_evaluation_history = history_check(keys.RECOMMENDER_EVALUATION,
+                                               what="the recommender evaluation")

@@ -44,6 +44,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from pipeline.eda import Lines, invoice_date_range, product_cancellations, query_frames
+from pipeline.schemas_customers import CustomerPredictions, PredictionEvaluation
 
 UK = "United Kingdom"
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -81,6 +82,24 @@ _GLM_LOG_COLUMNS: tuple[str, ...] = (
 )
 _GLM_SHARE_COLUMNS: tuple[str, ...] = ("spend_last_90d_share", "q4_spend_share", "is_uk")
 CALIBRATION_BINS = 10
+
+
+class InsufficientHistoryError(ValueError):
+    """The data span is too short to train and test the model; the message states the span needed."""
+
+
+class PredictionTables(NamedTuple):
+    """Output of :func:`prediction_tables`.
+
+    Attributes:
+        predictions: As returned by :func:`evaluate_and_predict`, or empty when the history is too short.
+        evaluation: As returned by :func:`evaluate_and_predict`, or empty when the history is too short.
+        skipped_reason: Why both tables are empty (the :class:`InsufficientHistoryError` message), else None.
+    """
+
+    predictions: pd.DataFrame
+    evaluation: pd.DataFrame
+    skipped_reason: str | None = None
 
 # A customer's lines summarised once per invoice (and per product), so that the five windows of
 # ``evaluate_and_predict`` group tens of thousands of invoices instead of re-reading every line. Summing
@@ -490,7 +509,8 @@ def evaluate_and_predict(
         the test window).
 
     Raises:
-        ValueError: If the training window has customers of only one class.
+        InsufficientHistoryError: If a training window set or the test window has customers of only one
+            class (buyers or non-buyers), which happens when the data spans too few days.
     """
     first, last = invoice_date_range(cleaned)
     reference = (
@@ -513,13 +533,14 @@ def evaluate_and_predict(
     train = pd.concat([window[c] for c in train_cutoffs], ignore_index=True)
     test = window[test_cutoff]
     latest = pd.concat([window[c] for c in latest_cutoffs], ignore_index=True)
-    if train["bought"].nunique() < 2 or latest["bought"].nunique() < 2:
-        raise ValueError(
-            "every training window set needs both buyers and non-buyers: the model learns from customers "
-            f"seen before a cut-off who do or do not buy in the {horizon_days} days after it, and is tested "
-            f"on the last {horizon_days} days, so it needs well over {2 * horizon_days} days of purchases "
-            f"(about a year in practice); the data spans {first:%Y-%m-%d} to {last:%Y-%m-%d} "
-            f"({(last - first).days} days)"
+    # The test window too: AUC and the Brier score are undefined without both classes.
+    if any(frame["bought"].nunique() < 2 for frame in (train, test, latest)):
+        raise InsufficientHistoryError(
+            "every training window set and the test window need both buyers and non-buyers: the model "
+            f"learns from customers seen before a cut-off who do or do not buy in the {horizon_days} days "
+            f"after it, and is tested on the last {horizon_days} days, so it needs well over "
+            f"{2 * horizon_days} days of purchases (about a year in practice); the data spans "
+            f"{first:%Y-%m-%d} to {last:%Y-%m-%d} ({(last - first).days} days)"
         )
 
     # Tiny tabular problems: threads only add start-up and spin-wait overhead on a shared machine.
@@ -558,3 +579,47 @@ def evaluate_and_predict(
         }
     )
     return predictions, evaluation
+
+
+def empty_predictions() -> pd.DataFrame:
+    """A ``customer_predictions`` table with no rows and the columns and dtypes of its model."""
+    return _empty(CustomerPredictions)
+
+
+def empty_evaluation() -> pd.DataFrame:
+    """A ``prediction_evaluation`` table with no rows and the columns and dtypes of its model."""
+    return _empty(PredictionEvaluation)
+
+
+def _empty(model) -> pd.DataFrame:
+    """No rows, the model's columns; text columns as pandas strings so DuckDB stores them as VARCHAR."""
+    columns = model.to_schema().columns
+    return pd.DataFrame(
+        {
+            name: pd.Series(dtype="string" if str(column.dtype) == "str" else column.dtype.type)
+            for name, column in columns.items()
+        }
+    )
+
+
+def prediction_tables(cleaned: Lines, rejected: Lines | None, **settings) -> PredictionTables:
+    """:func:`evaluate_and_predict`, or two empty tables and the reason when the history is too short.
+
+    A valid export that spans too few days (one day, a few weeks) still yields every other table; only
+    these two cannot be computed from it.
+
+    Args:
+        cleaned: ``staging.cleaned_transactions``.
+        rejected: ``staging.rejected_rows``; may be ``None``.
+        **settings: Keyword arguments of :func:`evaluate_and_predict` (``horizon_days``, ``random_state``...).
+
+    Returns:
+        The predictions and the evaluation, with ``skipped_reason`` None; or empty tables with the
+        columns of ``CustomerPredictions`` and ``PredictionEvaluation`` and the message of the
+        :class:`InsufficientHistoryError` as ``skipped_reason``.
+    """
+    try:
+        predictions, evaluation = evaluate_and_predict(cleaned, rejected, **settings)
+    except InsufficientHistoryError as error:
+        return PredictionTables(empty_predictions(), empty_evaluation(), str(error))
+    return PredictionTables(predictions, evaluation)
