@@ -53,3 +53,15 @@ def real_rejected(real_cleaning) -> pd.DataFrame:
 def warehouse_path(tmp_path) -> str:
     """A DuckDB file in a fresh temporary folder."""
     return str(tmp_path / "warehouse" / "retail.duckdb")
+
+
+@pytest.fixture(scope="session")
+def full_warehouse(tmp_path_factory):
+    """Every asset and check materialized once per session on 40,000 synthetic lines.
+
+    Returns a ``tests.assets.warehouse_build.BuiltWarehouse``: ``(database, report_path, result)``. Tests read
+    it and never write it (copy the file first, as ``tests/reliability/test_runs.py`` does).
+    """
+    from tests.assets.warehouse_build import build
+
+    return build(tmp_path_factory.mktemp("pipeline"))

@@ -3,30 +3,20 @@
 import re
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline import marts
-from tests.assets.test_pipeline import full_warehouse
 
 QUERIES = sorted((Path(__file__).resolve().parents[2] / "queries").glob("*.sql"))
-SYNTHETIC_LINES = 40_000
-_BUILT: dict[str, tuple[str, str, dg.ExecuteInProcessResult]] = {}
-
-
-def materialized_warehouse(tmp_path_factory) -> tuple[str, str, dg.ExecuteInProcessResult]:
-    """The session's fully materialized warehouse (see ``tests.assets.test_pipeline.full_warehouse``)."""
-    return full_warehouse(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory) -> str:
-    database, _, result = materialized_warehouse(tmp_path_factory)
-    assert result.success
-    return database
+def warehouse(full_warehouse) -> str:
+    assert full_warehouse.result.success
+    return full_warehouse.database
 
 
 @pytest.fixture
@@ -35,8 +25,8 @@ def conn(warehouse):
         yield connection
 
 
-def test_marts_checks_pass(warehouse, tmp_path_factory):
-    _, _, result = materialized_warehouse(tmp_path_factory)
+def test_marts_checks_pass(full_warehouse):
+    result = full_warehouse.result
     evaluations = [e for e in result.get_asset_check_evaluations() if e.asset_key.path[0] == "marts"]
     assert {(e.asset_key.path[1], e.check_name) for e in evaluations} == {
         (view.name, check)

@@ -11,7 +11,6 @@ import pytest
 
 from assets.report import ASSET_PLOTS, DEFAULT_REPORT, REPORT_KEY, ReportConfig
 from pipeline import report
-from tests.assets.test_marts import materialized_warehouse
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -38,8 +37,8 @@ class _Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[str, Path]:
-    database, report_path, result = materialized_warehouse(tmp_path_factory)
+def built(full_warehouse) -> tuple[str, Path]:
+    database, report_path, result = full_warehouse
     assert result.success
     return database, Path(report_path)
 
@@ -88,8 +87,8 @@ def test_report_numbers_come_from_the_warehouse(built, page):
     assert re.search(rf"\b{slow:,} products stalled", text)
 
 
-def test_report_reuses_the_plots_of_this_run(tmp_path_factory, page):
-    _, _, result = materialized_warehouse(tmp_path_factory)
+def test_report_reuses_the_plots_of_this_run(full_warehouse, page):
+    _, _, result = full_warehouse
     (event,) = [
         e for e in result.get_asset_materialization_events() if e.asset_key == REPORT_KEY
     ]

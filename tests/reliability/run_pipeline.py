@@ -40,11 +40,13 @@ def materialize(
     """Run on synthetic data into ``database`` and publish its analyst copy."""
     import dagster as dg
 
+    from assets.definitions import build_definitions
     from resources import InvoiceSource, Warehouse, WarehouseIOManager
 
     return dg.materialize(
         warehouse_definitions(foundation_only=foundation_only),
         resources={
+            **build_definitions().resources,  # any resource the code location adds
             "io_manager": WarehouseIOManager(database=database),
             "warehouse": Warehouse(database=database),
             "invoice_source": InvoiceSource(location="synthetic", synthetic_lines=lines, synthetic_seed=seed),

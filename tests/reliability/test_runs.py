@@ -2,7 +2,7 @@
 
 One scenario is played once for the module, because full runs are what costs time:
 
-0. The previous nightly run: the session's full warehouse (``tests/assets/test_pipeline.py``, 40,000 synthetic
+0. The previous nightly run: the session's full warehouse (fixture ``full_warehouse``, 40,000 synthetic
    lines, seed 42) is copied to a new working warehouse. What analysts had until now: an analyst copy holding
    only ingest and staging of other data (seed 2), easy to tell from the new snapshot.
 1. An analyst process reads the analyst copy in a loop (``read_loop``) until step 3 is over.
@@ -33,7 +33,7 @@ import pytest
 from assets import ingest, publish, staging
 from assets.definitions import build_definitions
 from resources import InvoiceSource, Warehouse, WarehouseIOManager, publication, runlock
-from tests.assets.test_pipeline import SYNTHETIC_LINES, full_warehouse
+from tests.assets.warehouse_build import SYNTHETIC_LINES
 from tests.reliability.helpers import REPO_ROOT, VOLATILE_COLUMNS, checksums, start_run, subprocess_env
 from tests.reliability.run_pipeline import materialize
 
@@ -105,14 +105,14 @@ def _contend(database: Path, home: Path, previous_owner: str, observed: Scenario
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory) -> Scenario:
+def scenario(tmp_path_factory, full_warehouse) -> Scenario:
     root = tmp_path_factory.mktemp("runs")
     database = root / "warehouse" / "retail.duckdb"
     analyst = root / "warehouse" / "retail_analyst.duckdb"
     observed = Scenario()
     clock = time.perf_counter()
 
-    previous, _, previous_result = full_warehouse(tmp_path_factory)
+    previous, _, previous_result = full_warehouse
     assert previous_result.success
     database.parent.mkdir()
     shutil.copyfile(previous, database)
