@@ -36,7 +36,6 @@ class BasketConfig(dg.Config):
 
     top_n_countries: int = Field(default=5, description="Countries (besides all) that get their own rules.")
     min_country_invoices: int = Field(default=100, description="Invoices a country needs to get its own rules.")
-    min_support_count: int = Field(default=10, description="Absolute floor of baskets for a country's itemset.")
 
 
 class BundleConfig(dg.Config):
@@ -63,7 +62,7 @@ def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig, w
     itemsets, summary = baskets.itemsets_and_summary(
         cleaned, top_n_countries=config.top_n_countries, min_invoices=config.min_country_invoices,
         min_support=mining.min_support, max_len=mining.max_len, algorithm=mining.algorithm,
-        max_basket_size=mining.max_basket_size, min_support_count=config.min_support_count)
+        max_basket_size=mining.max_basket_size, min_support_count=mining.min_support_count)
     context.log.info(f"mined {summary} with {mining}")
     return dg.Output(itemsets, metadata={
         "itemsets": len(itemsets), "baskets": dg.MetadataValue.json(summary),

@@ -25,7 +25,10 @@ import pandas as pd
 
 from bench.memory import status_mb
 
-MAX_BASKET_SIZE = 250
+# The rule assets' default (the rule_mining resource): textbook support over every invoice, no basket cap.
+RULE_MINING_CAP: int | None = None
+# The product network's default cap on distinct products per basket.
+NETWORK_BASKET_CAP = 250
 
 
 def load(warehouse: str, columns: list[str]) -> pd.DataFrame:
@@ -51,8 +54,10 @@ def naive_rules(warehouse: str, *, min_support: float) -> tuple[float, pd.DataFr
 
     cleaned = load(warehouse, ["invoice", "stock_code", "quantity"])
     started = time.perf_counter()
-    sizes = cleaned.groupby("invoice")["stock_code"].nunique()
-    kept = cleaned[cleaned["invoice"].isin(sizes.index[sizes <= MAX_BASKET_SIZE])]
+    kept = cleaned
+    if RULE_MINING_CAP is not None:
+        sizes = cleaned.groupby("invoice")["stock_code"].nunique()
+        kept = cleaned[cleaned["invoice"].isin(sizes.index[sizes <= RULE_MINING_CAP])]
     basket = kept.groupby(["invoice", "stock_code"])["quantity"].sum().unstack(fill_value=0) > 0
     itemsets = apriori(basket, min_support=min_support, use_colnames=True, max_len=3)
     association_rules(itemsets, num_itemsets=len(basket), metric="confidence", min_threshold=0.3)
@@ -73,7 +78,7 @@ def project_rules(warehouse: str, *, min_support: float) -> tuple[float, pd.Data
         min_invoices=100,
         min_support=min_support,
         max_len=3,
-        max_basket_size=MAX_BASKET_SIZE,
+        max_basket_size=RULE_MINING_CAP,
         min_support_count=10,
     )
     baskets.association_rules_table(itemsets, min_confidence=0.3, min_lift=1.0)
@@ -87,7 +92,7 @@ def _product_edges(warehouse: str, nodes: int) -> pd.DataFrame:
     from pipeline import network
 
     edges = network.product_network_edges(
-        load(warehouse, ["invoice", "stock_code"]), max_basket_size=MAX_BASKET_SIZE
+        load(warehouse, ["invoice", "stock_code"]), max_basket_size=NETWORK_BASKET_CAP
     )
     if nodes:
         strength = pd.concat(

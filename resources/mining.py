@@ -33,6 +33,9 @@ class RuleMiningSettings(dg.ConfigurableResource):
                     "distinct products are left out of the basket universe (e.g. "
                     f"{baskets.DEFAULT_MAX_BASKET_SIZE}, "
                     "about the 99.5th percentile of basket sizes).")
+    min_support_count: int = Field(
+        default=10, description="Fewest baskets an itemset needs in any universe (all countries or one); inert "
+                                "when min_support x invoices >= it, so only small data sets and countries feel it.")
     min_confidence: float = Field(default=0.3, description="Minimum rule confidence.")
     min_lift: float = Field(default=1.0, description="Minimum rule lift.")
 
@@ -43,6 +46,7 @@ class RuleMiningSettings(dg.ConfigurableResource):
             max_len=self.max_len,
             algorithm=self.algorithm,
             max_basket_size=self.max_basket_size,
+            min_support_count=self.min_support_count,
             min_confidence=self.min_confidence,
             min_lift=self.min_lift,
         )

@@ -411,6 +411,8 @@ def test_default_rules_use_textbook_support_over_all_invoices():
     basket_items |= {f"G{k}": [f"P{j:02d}" for j in range(9)] for k in range(6)}
     lines = make_cleaned(basket_items)
     mining = baskets.RuleMining(min_support=0.03, min_confidence=0.2, min_lift=1.0)
+    # The basket floor (10) is inert here: 3% of 306 invoices already asks for 10 baskets.
+    assert math.ceil(mining.min_support * len(basket_items)) >= mining.min_support_count
     mined = baskets.mine_rules(lines, mining)
     reference = _mlxtend_rules(lines, min_support=0.03, min_confidence=0.2, min_lift=1.0)
     assert _keyed(mined["antecedents"], mined["consequents"], mined["support"], mined["confidence"],
@@ -441,7 +443,7 @@ def test_mine_rules_matches_brute_force_pairs():
                     "4": ["10002"], "5": ["10004", "POST"]}
     rules = baskets.mine_rules(
         make_cleaned(basket_items), baskets.RuleMining(min_support=0.3, min_confidence=0.0, min_lift=0.0,
-                                                       max_len=2)
+                                                       max_len=2, min_support_count=1)
     )
     sets = [set(codes) for codes in basket_items.values()]
 
@@ -458,6 +460,18 @@ def test_mine_rules_matches_brute_force_pairs():
         np.testing.assert_allclose(found[key], values)
 
 
+def test_basket_floor_keeps_tiny_exports_from_calling_everything_frequent():
+    lines = make_cleaned(random_baskets(60, 12, seed=2))
+    textbook = baskets.frequent_itemsets(lines, min_support=0.01, min_support_count=1)
+    floored = baskets.frequent_itemsets(lines, min_support=0.01, min_support_count=10)
+    # 1% of 60 invoices is one basket: every combination ever bought would be "frequent".
+    assert len(textbook) > 3 * len(floored)
+    assert floored["support_count"].min() >= 10
+    kept = textbook[textbook["support_count"] >= 10].drop(columns="itemset_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(floored.drop(columns="itemset_id"), kept)
+    assert len(baskets.mine_rules(lines)) < len(baskets.mine_rules(lines, baskets.RuleMining(min_support_count=1)))
+
+
 def test_rule_mining_settings_are_checked():
     with pytest.raises(ValueError, match="max_basket_size"):
         baskets.RuleMining(max_basket_size=0)
@@ -465,6 +479,8 @@ def test_rule_mining_settings_are_checked():
         baskets.RuleMining(min_confidence=1.5)
     with pytest.raises(ValueError, match="algorithm"):
         baskets.RuleMining(algorithm="fpmax")
+    with pytest.raises(ValueError, match="min_support_count"):
+        baskets.RuleMining(min_support_count=0)
 
 
 def test_real_sheet_rules_equal_mlxtend_on_all_invoices(real_cleaned):
