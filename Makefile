@@ -23,7 +23,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute -m assets.definitions -j all_assets
-	$(BIN)/python -m pipeline.summary "$(RETAIL_WAREHOUSE)"
+	$(BIN)/python -m pipeline.warehouse.summary "$(RETAIL_WAREHOUSE)"
 
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest

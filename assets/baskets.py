@@ -1,4 +1,4 @@
-"""Basket assets: frequent itemsets, association rules and product bundles. Logic lives in pipeline.baskets."""
+"""Basket assets: frequent itemsets, association rules and product bundles. Logic lives in pipeline.baskets.basket_analysis."""
 
 import dataclasses
 
@@ -10,14 +10,14 @@ from assets import keys
 from assets._metadata import figure, preview
 from assets._tables import warehouse_table
 from assets.checks import schema_check
-from pipeline import baskets, plots_baskets
-from pipeline.schemas_baskets import AssociationRules, FrequentItemsets, ProductBundles
+from pipeline.baskets import basket_analysis, plots
+from pipeline.baskets.schemas import AssociationRules, FrequentItemsets, ProductBundles
 from resources import RuleMiningSettings, Warehouse
 
 _KINDS = ("duckdb", "pandas", "scipy")
 
 # Mining and bundles read the cleaned lines with Arrow rather than through the IO manager: Arrow-backed text
-# columns skip a Python string per cell, and coding them (pipeline.baskets hashes each text column once) is
+# columns skip a Python string per cell, and coding them (pipeline.baskets.basket_analysis hashes each text column once) is
 # several times faster on Arrow. Same rows, same order, same tables.
 _MINED_LINES_SQL = "SELECT invoice, stock_code, description, country FROM staging.cleaned_transactions"
 _BUNDLE_LINES_SQL = "SELECT invoice, stock_code, revenue FROM staging.cleaned_transactions"
@@ -59,7 +59,7 @@ def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig, w
     """Frequent itemsets of invoice baskets (exact sparse counts), for all countries and the largest ones."""
     mining = rule_mining.settings()
     cleaned = _arrow_frame(warehouse, _MINED_LINES_SQL)
-    itemsets, summary = baskets.itemsets_and_summary(
+    itemsets, summary = basket_analysis.itemsets_and_summary(
         cleaned, top_n_countries=config.top_n_countries, min_invoices=config.min_country_invoices,
         min_support=mining.min_support, max_len=mining.max_len, algorithm=mining.algorithm,
         max_basket_size=mining.max_basket_size, min_support_count=mining.min_support_count)
@@ -71,7 +71,7 @@ def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig, w
         "preview": preview(itemsets)})
 
 
-def _mining_metadata(mining: baskets.RuleMining, summary: dict | None = None) -> dict:
+def _mining_metadata(mining: basket_analysis.RuleMining, summary: dict | None = None) -> dict:
     """The mining settings, and the basket cap spelled out when it is on."""
     metadata = {"rule_mining": dg.MetadataValue.json(dataclasses.asdict(mining))}
     if mining.max_basket_size is not None:
@@ -86,13 +86,13 @@ def _mining_metadata(mining: baskets.RuleMining, summary: dict | None = None) ->
 def association_rules(rule_mining: RuleMiningSettings, itemsets: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Association rules with support, confidence, lift, leverage, conviction, Zhang's metric and redundancy."""
     mining = rule_mining.settings()
-    rules = baskets.association_rules_table(itemsets, min_confidence=mining.min_confidence,
+    rules = basket_analysis.association_rules_table(itemsets, min_confidence=mining.min_confidence,
                                             min_lift=mining.min_lift)
     overall = rules[rules["country"].isna()]
     return dg.Output(rules, metadata={
         "rules": len(rules), "rules_all_countries": len(overall),
         "redundant": int(rules["is_redundant"].sum()), **_mining_metadata(mining),
-        "plot": figure(plots_baskets.rules_scatter(rules)),
+        "plot": figure(plots.rules_scatter(rules)),
         "strongest": preview(overall.drop(columns=["antecedents", "consequents"], errors="ignore"), 15)})
 
 
@@ -104,7 +104,7 @@ def product_bundles(config: BundleConfig, warehouse: Warehouse) -> dg.Output[pd.
     with warehouse.connect() as conn:
         rules = conn.execute(_BUNDLE_RULES_SQL).df()
     cleaned = _arrow_frame(warehouse, _BUNDLE_LINES_SQL)
-    bundles = baskets.product_bundles(rules, cleaned, top_n=config.top_n)
+    bundles = basket_analysis.product_bundles(rules, cleaned, top_n=config.top_n)
     return dg.Output(bundles, metadata={"bundles": len(bundles), "preview": preview(bundles, 15)})
 
 

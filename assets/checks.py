@@ -2,7 +2,7 @@
 
 Every asset in the project gets its schema check from :func:`schema_check`; other checks are small named
 functions beside their assets. The validation itself (in DuckDB, with Pandera's verdict and failure cases)
-lives in ``pipeline.sql_validation``.
+lives in ``pipeline.warehouse.validation``.
 """
 
 
@@ -12,14 +12,14 @@ import pandas as pd
 import pandera.pandas as pa
 
 from assets._metadata import SKIPPED_REASON
-from pipeline import sql_validation
+from pipeline.warehouse import validation
 from resources import Warehouse
 
-SAMPLE_ROWS = sql_validation.SAMPLE_ROWS
+SAMPLE_ROWS = validation.SAMPLE_ROWS
 
 
 def check_result(
-    report: sql_validation.TableValidation, model: type[pa.DataFrameModel]
+    report: validation.TableValidation, model: type[pa.DataFrameModel]
 ) -> dg.AssetCheckResult:
     """Turn a validation report into the check's result and metadata.
 
@@ -66,8 +66,8 @@ def validate_frame(frame: pd.DataFrame, model: type[pa.DataFrameModel]) -> dg.As
         The check result, from the same route as the asset check (an in-memory DuckDB holds the table).
     """
     with duckdb.connect() as conn:
-        sql_validation.store_frame(conn, frame, "main", "checked")
-        report = sql_validation.validate_table(conn, "main", "checked", model)
+        validation.store_frame(conn, frame, "main", "checked")
+        report = validation.validate_table(conn, "main", "checked", model)
     return check_result(report, model)
 
 
@@ -95,7 +95,7 @@ def schema_check(
     )
     def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as conn:
-            report = sql_validation.validate_table(conn, schema, table, model)
+            report = validation.validate_table(conn, schema, table, model)
         return check_result(report, model)
 
     return _check
@@ -128,7 +128,7 @@ def history_check(asset_key: dg.AssetKey, *, what: str) -> dg.AssetChecksDefinit
     def _check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as conn:
             (rows,) = conn.execute(
-                f"SELECT count(*) FROM {sql_validation.quote(schema)}.{sql_validation.quote(table)}"
+                f"SELECT count(*) FROM {validation.quote(schema)}.{validation.quote(table)}"
             ).fetchone()
         if rows > 0:
             return dg.AssetCheckResult(passed=True, metadata={"rows": rows})

@@ -1,6 +1,6 @@
 """Customer assets: RFM and segments, K-Means/GMM clusters with model selection, 90-day predictions.
 
-Logic lives in pipeline.customers, pipeline.clustering and pipeline.prediction. On data spanning too few
+Logic lives in pipeline.customers.rfm_segments, pipeline.customers.clustering and pipeline.customers.prediction. On data spanning too few
 days the predictions and their evaluation are stored empty with a reason (WARN check ``has_enough_history``).
 """
 
@@ -13,8 +13,8 @@ from assets._metadata import figure, preview, skipped
 from assets._tables import table_out, warehouse_table
 from assets.checks import history_check, schema_check
 from assets.eda import SALES_LINES
-from pipeline import clustering, customers, eda, plots_customers, prediction
-from pipeline.schemas_customers import (
+from pipeline.customers import clustering, plots, prediction, rfm_segments
+from pipeline.customers.schemas import (
     ClusterProfiles,
     CustomerClusters,
     CustomerPredictions,
@@ -24,6 +24,7 @@ from pipeline.schemas_customers import (
     SegmentClusterCrosstab,
     SegmentSummary,
 )
+from pipeline.eda import summaries
 from resources import Warehouse
 
 
@@ -53,18 +54,18 @@ class PredictionConfig(dg.Config):
 def rfm(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """One row per customer: recency, frequency, monetary, 1-5 quintile scores and the named RFM segment."""
     with warehouse.connect() as conn:
-        lines = eda.warehouse_lines(conn)
-        table = customers.rfm_table(lines.cleaned, rejected=lines.rejected)
+        lines = summaries.warehouse_lines(conn)
+        table = rfm_segments.rfm_table(lines.cleaned, rejected=lines.rejected)
     return dg.Output(table, metadata={"customers": len(table),
-                                      "plot": figure(plots_customers.rfm_distributions_figure(table)),
+                                      "plot": figure(plots.rfm_distributions_figure(table)),
                                       "preview": preview(table)})
 
 
 @warehouse_table(keys.RFM_SEGMENT_SUMMARY, SegmentSummary, group="customers", ins=keys.ins(rfm=keys.RFM))
 def rfm_segment_summary(rfm: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Per RFM segment: size, revenue share, average R/F/M and the recommended marketing action."""
-    summary = customers.segment_summary(rfm)
-    return dg.Output(summary, metadata={"plot": figure(plots_customers.segment_summary_figure(summary)),
+    summary = rfm_segments.segment_summary(rfm)
+    return dg.Output(summary, metadata={"plot": figure(plots.segment_summary_figure(summary)),
                                         "summary": preview(summary, 11)})
 
 
@@ -79,7 +80,7 @@ def cluster_model_selection(config: ClusteringConfig, rfm: pd.DataFrame) -> dg.O
     )
     chosen = config.n_clusters or clustering.choose_k(selection)
     return dg.Output(selection, metadata={"chosen_k": chosen,
-                                          "plot": figure(plots_customers.model_selection_figure(selection, chosen_k=chosen))})
+                                          "plot": figure(plots.model_selection_figure(selection, chosen_k=chosen))})
 
 
 @dg.multi_asset(
@@ -103,7 +104,7 @@ def customer_clusters(config: ClusteringConfig, rfm: pd.DataFrame, selection: pd
     crosstab = clustering.segment_cluster_crosstab(rfm, clusters)
     yield dg.Output(clusters, output_name="customer_clusters", metadata={
         "k": k, "gmm_covariance_type": covariance,
-        "plot": figure(plots_customers.cluster_scatter_figure(rfm, clusters, profiles))})
+        "plot": figure(plots.cluster_scatter_figure(rfm, clusters, profiles))})
     yield dg.Output(profiles, output_name="cluster_profiles", metadata={"profiles": preview(profiles, 2 * k)})
     wide = crosstab.pivot_table(index="segment", columns=["model", "cluster"], values="customers", fill_value=0)
     yield dg.Output(crosstab, output_name="segment_cluster_crosstab",
@@ -131,7 +132,7 @@ def customer_predictions(config: PredictionConfig, warehouse: Warehouse):
     """
     with warehouse.connect() as conn:
         predictions, evaluation, reason = prediction.prediction_tables(
-            *eda.warehouse_lines(conn), horizon_days=config.horizon_days, random_state=config.random_state)
+            *summaries.warehouse_lines(conn), horizon_days=config.horizon_days, random_state=config.random_state)
     yield dg.Output(predictions, output_name="customer_predictions", metadata={
         "customers": len(predictions),
         "expected_buyers": float(predictions["purchase_probability_90d"].sum()),
@@ -142,7 +143,7 @@ def customer_predictions(config: PredictionConfig, warehouse: Warehouse):
     headline = evaluation[~evaluation["metric"].str.startswith("calibration")]
     yield dg.Output(evaluation, output_name="prediction_evaluation", metadata={
         "metrics": dg.MetadataValue.md(headline.to_markdown(index=False)),
-        "calibration": figure(plots_customers.calibration_figure(evaluation))})
+        "calibration": figure(plots.calibration_figure(evaluation))})
 
 
 rfm_schema = schema_check(keys.RFM, CustomerRfm)

@@ -1,4 +1,4 @@
-"""Ingest assets: every source line into ``raw.raw_invoices``, incrementally. Logic lives in pipeline.ingest."""
+"""Ingest assets: every source line into ``raw.raw_invoices``, incrementally. Logic lives in pipeline.sources.ingest."""
 
 
 import dagster as dg
@@ -8,8 +8,8 @@ from assets import keys
 from assets._metadata import preview
 from assets._tables import table_out
 from assets.checks import schema_check
-from pipeline import ingest
-from pipeline.schemas import RawInvoices
+from pipeline.sources import ingest
+from pipeline.staging.schemas import RawInvoices
 from resources import InvoiceSource, Warehouse
 
 RAW_COMMENT = "Every source line as received, with normalized types and lineage (source_file, source_sheet, source_row)."

@@ -1,4 +1,4 @@
-"""Mart assets: the read-only views of the ``marts`` schema and their checks. SQL lives in pipeline.marts."""
+"""Mart assets: the read-only views of the ``marts`` schema and their checks. SQL lives in pipeline.warehouse.marts."""
 
 from typing import Literal
 
@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets._metadata import preview
-from pipeline import marts
+from pipeline.warehouse import marts
 from resources import Warehouse
 
 VIEWS = marts.view_definitions()
@@ -14,7 +14,7 @@ VIEW_KEYS = {view.name: dg.AssetKey([marts.SCHEMA, view.name]) for view in VIEWS
 
 
 class MartsConfig(dg.Config):
-    """Thresholds written into the views (see pipeline.marts for the slow-mover rule)."""
+    """Thresholds written into the views (see pipeline.warehouse.marts for the slow-mover rule)."""
 
     window_days: int = Field(default=90, description="Length of the recent and previous sales windows.")
     stall_days: int = Field(default=60, description="Days without a sale after which a product is 'stalled'.")

@@ -1,4 +1,4 @@
-"""Report assets: the self-contained HTML customer-intelligence report. Rendering lives in pipeline.report."""
+"""Report assets: the self-contained HTML customer-intelligence report. Rendering lives in pipeline.warehouse.report."""
 
 import re
 from pathlib import Path
@@ -8,7 +8,7 @@ import pandas as pd
 from pydantic import Field
 
 from assets import keys
-from pipeline import report
+from pipeline.warehouse import report
 from resources import Warehouse
 
 DEFAULT_REPORT = Path(__file__).resolve().parents[1] / "reports" / "customer_intelligence.html"

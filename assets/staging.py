@@ -1,4 +1,4 @@
-"""Staging assets: clean sales lines and rejected lines with a reason. Logic lives in pipeline.cleaning."""
+"""Staging assets: clean sales lines and rejected lines with a reason. Logic lives in pipeline.staging.cleaning."""
 
 
 import dagster as dg
@@ -10,8 +10,8 @@ from assets import keys
 from assets._metadata import preview
 from assets._tables import table_out
 from assets.checks import schema_check
-from pipeline import cleaning
-from pipeline.schemas import CleanedTransactions, RejectedRows
+from pipeline.staging import cleaning
+from pipeline.staging.schemas import CleanedTransactions, RejectedRows
 from resources import Warehouse
 
 CLEANED_COMMENT = "Sales lines fit for analysis (guests included, no cancellations or non-product codes), with revenue."

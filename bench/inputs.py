@@ -13,8 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import synthetic
-from pipeline.readers import EXPECTED_HEADER
+from pipeline.sources import synthetic
+from pipeline.sources.readers import EXPECTED_HEADER
 
 UCI_HEADER = list(EXPECTED_HEADER)
 # The UCI workbook splits the lines by financial year into two sheets of this name.
@@ -26,7 +26,7 @@ def synthetic_parquet(data_dir: Path, n_lines: int, *, seed: int = 42) -> Path:
 
     Args:
         data_dir: Cache folder.
-        n_lines: Lines asked of ``pipeline.synthetic.generate_invoices``.
+        n_lines: Lines asked of ``pipeline.sources.synthetic.generate_invoices``.
         seed: Generator seed.
 
     Returns:

@@ -219,7 +219,7 @@ def render(results: dict, *, plot=None) -> str:
         "(`python -m bench.child`, the `all_assets` job with the in-process executor). Wall time is the whole "
         "subprocess (interpreter start, imports, run); per-step times are STEP_START to STEP_SUCCESS from the "
         "run's event log; peak memory is the subprocess's maximum resident set (`VmHWM`). Synthetic inputs "
-        "are written to parquet beforehand by `pipeline.synthetic.generate_invoices`, so generation is not timed.",
+        "are written to parquet beforehand by `pipeline.sources.synthetic.generate_invoices`, so generation is not timed.",
         "",
         "## Whole pipeline",
         "",

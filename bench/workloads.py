@@ -68,11 +68,11 @@ def naive_rules(warehouse: str, *, min_support: float) -> tuple[float, pd.DataFr
 
 def project_rules(warehouse: str, *, min_support: float) -> tuple[float, pd.DataFrame]:
     """What the frequent_itemsets and association_rules assets run (all countries and the top five)."""
-    from pipeline import baskets
+    from pipeline.baskets import basket_analysis
 
     cleaned = load(warehouse, ["invoice", "stock_code", "description", "country"])
     started = time.perf_counter()
-    itemsets = baskets.itemsets_by_country(
+    itemsets = basket_analysis.itemsets_by_country(
         cleaned,
         top_n_countries=5,
         min_invoices=100,
@@ -81,7 +81,7 @@ def project_rules(warehouse: str, *, min_support: float) -> tuple[float, pd.Data
         max_basket_size=RULE_MINING_CAP,
         min_support_count=10,
     )
-    baskets.association_rules_table(itemsets, min_confidence=0.3, min_lift=1.0)
+    basket_analysis.association_rules_table(itemsets, min_confidence=0.3, min_lift=1.0)
     seconds = time.perf_counter() - started
     overall = itemsets[itemsets["country"].isna()]
     return seconds, _items_frame(overall["items"], overall["support_count"].to_numpy())
@@ -89,9 +89,9 @@ def project_rules(warehouse: str, *, min_support: float) -> tuple[float, pd.Data
 
 def _product_edges(warehouse: str, nodes: int) -> pd.DataFrame:
     """The product network of the asset, restricted to the ``nodes`` products of highest weighted degree."""
-    from pipeline import network
+    from pipeline.network import graphs
 
-    edges = network.product_network_edges(
+    edges = graphs.product_network_edges(
         load(warehouse, ["invoice", "stock_code"]), max_basket_size=NETWORK_BASKET_CAP
     )
     if nodes:
@@ -105,9 +105,9 @@ def _product_edges(warehouse: str, nodes: int) -> pd.DataFrame:
 
 
 def _customer_edges(warehouse: str) -> pd.DataFrame:
-    from pipeline import network
+    from pipeline.network import graphs
 
-    return network.customer_network_edges(
+    return graphs.customer_network_edges(
         load(warehouse, ["invoice", "stock_code", "customer_id"]), min_shared_products=10, top_k=10
     )
 
@@ -117,11 +117,11 @@ _SCORES = ["node", "degree", "betweenness_centrality", "eigenvector_centrality"]
 
 def centrality(warehouse: str, *, backend: str, nodes: int, graph: str) -> tuple[float, pd.DataFrame]:
     """Exact centralities of the product (or customer) network with one backend."""
-    from pipeline import network
+    from pipeline.network import graphs
 
     edges = _product_edges(warehouse, nodes) if graph == "product" else _customer_edges(warehouse)
     started = time.perf_counter()
-    scores = network.centrality(edges, backend=backend, communities=backend == "igraph")
+    scores = graphs.centrality(edges, backend=backend, communities=backend == "igraph")
     seconds = time.perf_counter() - started
     return seconds, scores[_SCORES].astype({"node": str})
 
@@ -144,11 +144,11 @@ def naive_rfm(warehouse: str) -> tuple[float, pd.DataFrame]:
 
 def project_rfm(warehouse: str) -> tuple[float, pd.DataFrame]:
     """The rfm asset's function (DuckDB aggregation, scores and segments)."""
-    from pipeline import customers
+    from pipeline.customers import rfm_segments
 
     cleaned = load(warehouse, ["invoice", "customer_id", "invoice_date", "revenue"])
     started = time.perf_counter()
-    rfm = customers.rfm_table(cleaned)
+    rfm = rfm_segments.rfm_table(cleaned)
     seconds = time.perf_counter() - started
     return seconds, rfm[["customer_id", "recency_days", "frequency", "monetary"]].astype(
         {"customer_id": "int64", "recency_days": "int64", "frequency": "int64"}

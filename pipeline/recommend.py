@@ -22,7 +22,7 @@ products the customer had not bought before the cutoff, and customers whose rest
 out of that setting. The hybrid's blend weights are tuned on a validation split *inside* the training period
 (the ``validation_months`` before the cutoff, components refitted on the lines before that), never on the test
 window. Inside every such fit the rules component mines the fitted lines with
-:func:`pipeline.baskets.mine_rules` and the served table's :class:`pipeline.baskets.RuleMining` settings, so
+:func:`pipeline.baskets.basket_analysis.mine_rules` and the served table's :class:`pipeline.baskets.basket_analysis.RuleMining` settings, so
 the evaluation and the tuning measure the rules that are served. Products first sold in the test window stay
 in the relevant sets although no model can recommend them. Component defaults (popularity window, item-kNN
 weighting, score normalisation) were chosen the same way, on the 2010-06-10 split of the 2009-2010 training
@@ -57,7 +57,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
-from pipeline import baskets, svd
+from pipeline import svd
+from pipeline.baskets import basket_analysis
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -1026,10 +1027,10 @@ class RulesRecommender(_Component):
             ``confidence``, ``lift``; rows with ``is_redundant`` True are dropped, and only all-countries
             rules are used when a ``country`` column is present, see ``_prepare_rules``): the served table.
             If None the rules are mined at fit time from the fitted lines only, with
-            :func:`pipeline.baskets.mine_rules` and ``mining``, then prepared the same way: what a temporal
+            :func:`pipeline.baskets.basket_analysis.mine_rules` and ``mining``, then prepared the same way: what a temporal
             evaluation needs to score the served rules without leakage.
         mining: Settings of the fit-time mining (only when ``rules`` is None); default
-            ``baskets.RuleMining()``, the defaults of the association-rules table.
+            ``basket_analysis.RuleMining()``, the defaults of the association-rules table.
         n_recent_invoices: How many of the customer's latest invoices trigger rules.
         score: ``"confidence"`` or ``"confidence_lift"``.
     """
@@ -1040,7 +1041,7 @@ class RulesRecommender(_Component):
         self,
         *,
         rules: pd.DataFrame | None = None,
-        mining: baskets.RuleMining | None = None,
+        mining: basket_analysis.RuleMining | None = None,
         n_recent_invoices: int | None = 3,
         score: Literal["confidence", "confidence_lift"] = "confidence",
     ) -> None:
@@ -1081,7 +1082,7 @@ class RulesRecommender(_Component):
             {"invoice": history.lines.invoice, "stock_code": history.stock_codes[history.cols]}
         )
         # Descriptions only label the mined table; the codes stand in for them here.
-        return baskets.mine_rules(lines, self.mining, descriptions={})
+        return basket_analysis.mine_rules(lines, self.mining, descriptions={})
 
     def _recent_items(self, history: _History) -> sp.csr_matrix:
         """Binary customer x product matrix of the products in each customer's latest invoices."""
@@ -1184,7 +1185,7 @@ def default_components(
     *,
     random_state: int | None = 0,
     rules: pd.DataFrame | None = None,
-    mining: baskets.RuleMining | None = None,
+    mining: basket_analysis.RuleMining | None = None,
 ) -> dict[str, _Component]:
     """The five components with their default hyperparameters, keyed by name.
 
@@ -1831,7 +1832,7 @@ def _options(
     normalization: Literal["rank", "max"] = "max",
     n_candidates: int = 100,
     random_state: int | None = 0,
-    mining: baskets.RuleMining | None = None,
+    mining: basket_analysis.RuleMining | None = None,
 ) -> dict[str, object]:
     """Constructor arguments of the hybrids fitted for evaluation and tuning.
 
@@ -1859,7 +1860,7 @@ def tune_hybrid_weights(
     n_rounds: int = 3,
     n_folds: int = 1,
     random_state: int | None = 0,
-    mining: baskets.RuleMining | None = None,
+    mining: basket_analysis.RuleMining | None = None,
 ) -> dict[str, dict[str, float]]:
     """Learn the hybrid's blend weights on a validation split of ``lines``, for both settings.
 
@@ -1964,7 +1965,7 @@ def _component_params(component: _Component) -> dict[str, object]:
     """A component's hyperparameters for the metrics table; for rules, the mining settings and rule count."""
     params = {key: value for key, value in component.get_params().items() if key != "rules"}
     if isinstance(component, RulesRecommender):
-        mining = component.mining or baskets.RuleMining()
+        mining = component.mining or basket_analysis.RuleMining()
         params["mining"] = dataclasses.asdict(mining) if component.rules is None else None
         params["n_rules"] = len(component.rules_)
     return params
@@ -2032,7 +2033,7 @@ def evaluate(
     n_candidates: int = 100,
     n_folds: int = 1,
     random_state: int | None = 0,
-    mining: baskets.RuleMining | None = None,
+    mining: basket_analysis.RuleMining | None = None,
 ) -> pd.DataFrame:
     """Temporal-holdout evaluation of every component and the hybrid, in both settings.
 
@@ -2153,7 +2154,7 @@ def _serving_fit(
     rules: pd.DataFrame | None,
     *,
     random_state: int | None,
-    mining: baskets.RuleMining | None = None,
+    mining: basket_analysis.RuleMining | None = None,
 ) -> HybridRecommender:
     """Every component fitted on all ``lines``: the rules one on ``rules``, else mining with ``mining``."""
     return HybridRecommender(
@@ -2205,7 +2206,7 @@ def recommend_all_settings(
     weights: Mapping[str, Mapping[str, float]] | None = None,
     validation_months: int = 3,
     random_state: int | None = 0,
-    mining: baskets.RuleMining | None = None,
+    mining: basket_analysis.RuleMining | None = None,
 ) -> pd.DataFrame:
     """Top-``k`` hybrid recommendations with reasons for every customer with history, in several settings.
 
@@ -2226,7 +2227,7 @@ def recommend_all_settings(
             falls back to ``DEFAULT_WEIGHTS`` with a logged warning when the data is too short to validate on.
         validation_months: Validation window used for tuning.
         random_state: Seed for the SVD component.
-        mining: Rule mining settings (see :class:`pipeline.baskets.RuleMining`) of the tuning fits, and of the
+        mining: Rule mining settings (see :class:`pipeline.baskets.basket_analysis.RuleMining`) of the tuning fits, and of the
             served fit when ``rules`` is None.
 
     Returns:
@@ -2263,7 +2264,7 @@ def recommend_all(
     weights: Mapping[str, float] | None = None,
     validation_months: int = 3,
     random_state: int | None = 0,
-    mining: baskets.RuleMining | None = None,
+    mining: basket_analysis.RuleMining | None = None,
 ) -> pd.DataFrame:
     """Top-``k`` hybrid recommendations with reasons for every customer with a purchase history, one setting.
 
@@ -2324,7 +2325,7 @@ def recommend_and_evaluate(
     validation_months: int = 3,
     random_state: int | None = 0,
     n_jobs: int | None = None,
-    mining: baskets.RuleMining | None = None,
+    mining: basket_analysis.RuleMining | None = None,
 ) -> RecommenderTables:
     """Serve every customer and evaluate the recommenders, sharing the fits the two have in common.
 
@@ -2349,7 +2350,7 @@ def recommend_and_evaluate(
         random_state: Seed for the SVD component.
         n_jobs: Threads for the independent fits and serving blocks (None: 1). The results do not depend on
             it: each piece is deterministic and BLAS runs single-threaded inside.
-        mining: Settings of the rules mined inside the holdouts (default ``baskets.RuleMining()``).
+        mining: Settings of the rules mined inside the holdouts (default ``basket_analysis.RuleMining()``).
 
     Returns:
         The recommendations table, and the evaluation table or the reason it could not be computed (the

@@ -1,5 +1,5 @@
 -- Inventory: what should we mark down, bundle or stop reordering?
--- Stalled and falling products (rule in pipeline/marts.py), those that used to sell most first, with whether
+-- Stalled and falling products (rule in pipeline/warehouse/marts.py), those that used to sell most first, with whether
 -- a bundle could move them.
 SELECT
     stock_code,

@@ -3,7 +3,7 @@
 The rules table (``analytics.association_rules``, through ``analytics.frequent_itemsets``) and the recommender
 (which mines the same way inside each temporal holdout, to evaluate and tune the rules it serves) read these
 settings from one resource, so the rules they use can never be mined differently. Mining itself lives in
-``pipeline.baskets``.
+``pipeline.baskets.basket_analysis``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from pipeline import baskets
+from pipeline.baskets import basket_analysis
 
 
 class RuleMiningSettings(dg.ConfigurableResource):
-    """Thresholds of frequent-itemset mining and rule generation (see ``pipeline.baskets.RuleMining``).
+    """Thresholds of frequent-itemset mining and rule generation (see ``pipeline.baskets.basket_analysis.RuleMining``).
 
     Support is textbook support over all invoices unless ``max_basket_size`` is set.
     """
@@ -31,7 +31,7 @@ class RuleMiningSettings(dg.ConfigurableResource):
         default=None,
         description="Off by default (textbook support over every invoice). When set, invoices with more "
                     "distinct products are left out of the basket universe (e.g. "
-                    f"{baskets.DEFAULT_MAX_BASKET_SIZE}, "
+                    f"{basket_analysis.DEFAULT_MAX_BASKET_SIZE}, "
                     "about the 99.5th percentile of basket sizes).")
     min_support_count: int = Field(
         default=10, description="Fewest baskets an itemset needs in any universe (all countries or one); inert "
@@ -39,9 +39,9 @@ class RuleMiningSettings(dg.ConfigurableResource):
     min_confidence: float = Field(default=0.3, description="Minimum rule confidence.")
     min_lift: float = Field(default=1.0, description="Minimum rule lift.")
 
-    def settings(self) -> baskets.RuleMining:
-        """The settings as the plain object ``pipeline.baskets`` and ``pipeline.recommend`` take."""
-        return baskets.RuleMining(
+    def settings(self) -> basket_analysis.RuleMining:
+        """The settings as the plain object ``pipeline.baskets.basket_analysis`` and ``pipeline.recommend`` take."""
+        return basket_analysis.RuleMining(
             min_support=self.min_support,
             max_len=self.max_len,
             algorithm=self.algorithm,

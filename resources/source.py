@@ -1,7 +1,7 @@
 """Where invoices come from: the synthetic generator, a file or folder of exports, or the official UCI download.
 
 Belongs here: choosing and fingerprinting the source parts, and handing their lines over in the raw contract.
-Parsing lives in ``pipeline.readers``, generation in ``pipeline.synthetic``, downloading in ``pipeline.download``.
+Parsing lives in ``pipeline.sources.readers``, generation in ``pipeline.sources.synthetic``, downloading in ``pipeline.sources.download``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from pipeline import readers
+from pipeline.sources import readers
 
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 
@@ -63,7 +63,7 @@ class InvoiceSource(dg.ConfigurableResource):
                 FIFO or socket, which could block the run or stream without end).
         """
         if self.location == "synthetic":
-            from pipeline import synthetic
+            from pipeline.sources import synthetic
 
             uri = f"synthetic://online-retail-ii?lines={self.synthetic_lines}&seed={self.synthetic_seed}"
             # The generator's version is part of the fingerprint (not of the lineage name), so lines made by
@@ -71,7 +71,7 @@ class InvoiceSource(dg.ConfigurableResource):
             settings = f"{uri}&generator={synthetic.GENERATOR_VERSION}"
             return [SourcePart(uri, hashlib.sha256(settings.encode()).hexdigest(), None)]
         if self.location == "uci":
-            from pipeline import download
+            from pipeline.sources import download
 
             path = download.download_uci(
                 Path(self.cache_dir).expanduser(), expected_sha256=self.uci_sha256 or None
@@ -93,7 +93,7 @@ class InvoiceSource(dg.ConfigurableResource):
         return root
 
     def read_part(self, part: SourcePart) -> pd.DataFrame:
-        """Read one part in the raw contract (``pipeline.cleaning.RAW_COLUMNS``).
+        """Read one part in the raw contract (``pipeline.staging.cleaning.RAW_COLUMNS``).
 
         Args:
             part: A part returned by :meth:`parts`.
@@ -102,7 +102,7 @@ class InvoiceSource(dg.ConfigurableResource):
             Every line of the part, typed, with lineage columns; text columns are Arrow-backed.
         """
         if part.path is None:
-            from pipeline import synthetic
+            from pipeline.sources import synthetic
 
             frame = synthetic.generate_frame(self.synthetic_lines, random_state=self.synthetic_seed)
             return readers.normalize_frame(

@@ -24,7 +24,7 @@ def require(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def real_raw() -> pd.DataFrame:
     """The real 2009-2010 sheet (525,461 lines) in the raw contract."""
-    from pipeline import readers
+    from pipeline.sources import readers
 
     return readers.read_file(require(REAL_PARQUET))
 
@@ -32,7 +32,7 @@ def real_raw() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def real_cleaning(real_raw):
     """The cleaning result of the real 2009-2010 sheet."""
-    from pipeline import cleaning
+    from pipeline.staging import cleaning
 
     return cleaning.clean(real_raw)
 

@@ -9,10 +9,11 @@ from dagster._core.storage.db_io_manager import TableSlice
 
 from assets import keys
 from assets.checks import schema_check, validate_frame
-from pipeline import sql_validation, synthetic
-from pipeline.cleaning import clean
-from pipeline.readers import normalize_frame
-from pipeline.schemas import CleanedTransactions
+from pipeline.sources import synthetic
+from pipeline.sources.readers import normalize_frame
+from pipeline.staging.cleaning import clean
+from pipeline.staging.schemas import CleanedTransactions
+from pipeline.warehouse import validation
 from resources import Warehouse, WarehouseIOManager
 from resources.warehouse import AtomicPandasTypeHandler
 
@@ -30,10 +31,10 @@ def test_load_table_is_the_io_manager_load_indexed_by_position(cleaned):
                           "when": pd.to_datetime(["2010-01-01", None, "2011-05-02"])})
     with duckdb.connect() as conn:
         for name, frame in {"cleaned": cleaned, "lists": lists}.items():
-            sql_validation.store_frame(conn, frame, "main", name)
+            validation.store_frame(conn, frame, "main", name)
             table = TableSlice(table=name, schema="main")
             io_manager = AtomicPandasTypeHandler().load_input(None, table, conn)
-            ours = sql_validation.load_table(conn, "main", name)
+            ours = validation.load_table(conn, "main", name)
             assert (ours.index == np.arange(len(frame))).all()
             pd.testing.assert_frame_equal(ours.reset_index(drop=True), io_manager)
 

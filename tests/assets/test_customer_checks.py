@@ -4,11 +4,12 @@ import pandas as pd
 import pytest
 
 from assets.checks import validate_frame
-from pipeline import clustering, synthetic
-from pipeline import customers as rfm_logic
-from pipeline.cleaning import clean
-from pipeline.readers import normalize_frame
-from pipeline.schemas_customers import ClusterProfiles, CustomerClusters, CustomerRfm
+from pipeline.customers import clustering
+from pipeline.customers import rfm_segments as rfm_logic
+from pipeline.customers.schemas import ClusterProfiles, CustomerClusters, CustomerRfm
+from pipeline.sources import synthetic
+from pipeline.sources.readers import normalize_frame
+from pipeline.staging.cleaning import clean
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from assets import ingest, staging
 from assets.checks import validate_frame
 from assets.definitions import build_definitions, new_source_files, nightly_refresh
-from pipeline.schemas import CleanedTransactions
+from pipeline.staging.schemas import CleanedTransactions
 from resources import InvoiceSource, Warehouse, WarehouseIOManager
 from tests.conftest import SAMPLE_CSV, require
 

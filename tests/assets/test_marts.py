@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import marts
+from pipeline.warehouse import marts
 
 QUERIES = sorted((Path(__file__).resolve().parents[2] / "queries").glob("*.sql"))
 

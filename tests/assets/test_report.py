@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from assets.report import ASSET_PLOTS, DEFAULT_REPORT, REPORT_KEY, ReportConfig
-from pipeline import report
+from pipeline.warehouse import report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -17,9 +17,9 @@ from assets import keys
 from assets._metadata import SKIPPED_REASON
 from assets.definitions import build_definitions
 from assets.publish import ANALYST_COPY
-from pipeline import synthetic
-from pipeline.schemas_customers import CustomerPredictions, PredictionEvaluation
+from pipeline.customers.schemas import CustomerPredictions, PredictionEvaluation
 from pipeline.schemas_recommend import RecommenderMetrics
+from pipeline.sources import synthetic
 from resources import InvoiceSource
 from tests.assets.warehouse_build import BuiltWarehouse, build
 from tests.reliability.helpers import checksums

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from assets import ingest
-from pipeline import synthetic
+from pipeline.sources import synthetic
 from resources import InvoiceSource, Warehouse, WarehouseIOManager
 
 LINES = 2_000

@@ -1,4 +1,4 @@
-"""Tests for pipeline.baskets (itemsets, rules, bundles), its schemas and the rules figure."""
+"""Tests for pipeline.baskets.basket_analysis (itemsets, rules, bundles), its schemas and the rules figure."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from matplotlib.figure import Figure
 from mlxtend.frequent_patterns import apriori, association_rules
 
-from pipeline import baskets
-from pipeline.plots_baskets import rules_scatter
-from pipeline.schemas_baskets import AssociationRules, FrequentItemsets, ProductBundles
+from pipeline.baskets import basket_analysis
+from pipeline.baskets.plots import rules_scatter
+from pipeline.baskets.schemas import AssociationRules, FrequentItemsets, ProductBundles
 
 
 def make_cleaned(basket_items: dict[str, list[str]], *, country: str | dict[str, str] = "United Kingdom"):
@@ -68,11 +68,11 @@ def brute_force_counts(basket_items: dict[str, list[str]], max_len: int) -> dict
 
 def test_basket_matrix_is_binary_with_sorted_labels():
     cleaned = make_cleaned({"2": ["B", "A", "A"], "1": ["C"], "3": ["A", "C"]})
-    matrix, invoices, products = baskets.basket_matrix(cleaned, max_basket_size=None)
+    matrix, invoices, products = basket_analysis.basket_matrix(cleaned, max_basket_size=None)
     assert list(invoices) == ["1", "2", "3"]
     assert list(products) == ["A", "B", "C"]
     np.testing.assert_array_equal(matrix.toarray(), [[0, 0, 1], [1, 1, 0], [1, 0, 1]])
-    frame = baskets.basket_frame(cleaned, max_basket_size=None)
+    frame = basket_analysis.basket_frame(cleaned, max_basket_size=None)
     assert all(
         isinstance(dtype, pd.SparseDtype) and dtype.subtype is np.dtype(bool) for dtype in frame.dtypes
     )
@@ -84,24 +84,24 @@ def test_giant_baskets_are_excluded_and_counted():
     giants = {f"G{k}": ["X", "Y"] + [f"Z{j}" for j in range(10)] for k in range(4)}
     cleaned = make_cleaned(regular | giants)
 
-    summary = baskets.basket_summary(cleaned, max_basket_size=5)
+    summary = basket_analysis.basket_summary(cleaned, max_basket_size=5)
     assert summary == {
         "invoices": 24, "baskets_mined": 20, "giant_baskets_excluded": 4, "giant_basket_lines_excluded": 48,
         "products": 15, "max_basket_size": 5,
     }  # fmt: skip
-    assert list(baskets.giant_invoices(cleaned, max_basket_size=5)) == ["G0", "G1", "G2", "G3"]
-    matrix, invoices, products = baskets.basket_matrix(cleaned, max_basket_size=5)
+    assert list(basket_analysis.giant_invoices(cleaned, max_basket_size=5)) == ["G0", "G1", "G2", "G3"]
+    matrix, invoices, products = basket_analysis.basket_matrix(cleaned, max_basket_size=5)
     assert matrix.shape == (20, 3) and "X" not in products
 
-    capped = baskets.frequent_itemsets(cleaned, min_support=0.1, max_basket_size=5)
-    uncapped = baskets.frequent_itemsets(cleaned, min_support=0.1, max_basket_size=None)
+    capped = basket_analysis.frequent_itemsets(cleaned, min_support=0.1, max_basket_size=5)
+    uncapped = basket_analysis.frequent_itemsets(cleaned, min_support=0.1, max_basket_size=None)
     assert ["X", "Y"] not in capped["items"].tolist()
     assert ["X", "Y"] in uncapped["items"].tolist()
     # Support is a share of the mined baskets only.
     pair = capped[capped["items"].map(tuple) == ("A", "B")].iloc[0]
     assert pair["support_count"] == 10 and pair["support"] == pytest.approx(10 / 20)
     with pytest.raises(ValueError, match="max_basket_size"):
-        baskets.giant_invoices(cleaned, max_basket_size=0)
+        basket_analysis.giant_invoices(cleaned, max_basket_size=0)
 
 
 @pytest.mark.parametrize("algorithm", ["eclat", "apriori", "fpgrowth"])
@@ -109,7 +109,7 @@ def test_giant_baskets_are_excluded_and_counted():
 def test_itemsets_match_brute_force(algorithm, min_support, max_len):
     basket_items = random_baskets(300, 14, seed=7)
     cleaned = make_cleaned(basket_items)
-    found = baskets.frequent_itemsets(cleaned, min_support=min_support, max_len=max_len, algorithm=algorithm)
+    found = basket_analysis.frequent_itemsets(cleaned, min_support=min_support, max_len=max_len, algorithm=algorithm)
 
     min_count = math.ceil(min_support * 300)
     expected = {
@@ -138,7 +138,7 @@ def test_itemsets_match_mlxtend_dense_path():
         .astype(bool)
     )
     reference = apriori(dense, min_support=0.04, use_colnames=True, max_len=3, low_memory=False)
-    found = baskets.frequent_itemsets(cleaned, min_support=0.04, max_len=3)
+    found = basket_analysis.frequent_itemsets(cleaned, min_support=0.04, max_len=3)
     expected = dict(zip(reference["itemsets"], reference["support"], strict=True))
     got = dict(zip(found["items"].map(frozenset), found["support"], strict=True))
     assert got.keys() == expected.keys()
@@ -148,17 +148,17 @@ def test_itemsets_match_mlxtend_dense_path():
 
 def test_min_support_count_floor_and_bad_arguments():
     cleaned = make_cleaned({"1": ["A", "B"], "2": ["A", "B"], "3": ["A"], "4": ["C"]})
-    loose = baskets.frequent_itemsets(cleaned, min_support=0.25)
+    loose = basket_analysis.frequent_itemsets(cleaned, min_support=0.25)
     assert {tuple(i) for i in loose["items"]} == {("A",), ("B",), ("C",), ("A", "B")}
-    floored = baskets.frequent_itemsets(cleaned, min_support=0.25, min_support_count=3)
+    floored = basket_analysis.frequent_itemsets(cleaned, min_support=0.25, min_support_count=3)
     assert floored["items"].tolist() == [["A"]]
-    singles = baskets.frequent_itemsets(cleaned, min_support=0.25, max_len=1)
+    singles = basket_analysis.frequent_itemsets(cleaned, min_support=0.25, max_len=1)
     assert singles["length"].eq(1).all() and len(singles) == 3
-    assert baskets.frequent_itemsets(cleaned, min_support=1.0).empty
+    assert basket_analysis.frequent_itemsets(cleaned, min_support=1.0).empty
     with pytest.raises(ValueError, match="min_support"):
-        baskets.frequent_itemsets(cleaned, min_support=0)
+        basket_analysis.frequent_itemsets(cleaned, min_support=0)
     with pytest.raises(ValueError, match="algorithm"):
-        baskets.frequent_itemsets(cleaned, algorithm="fpmax")
+        basket_analysis.frequent_itemsets(cleaned, algorithm="fpmax")
 
 
 def test_rule_metrics_match_brute_force_counting():
@@ -167,8 +167,8 @@ def test_rule_metrics_match_brute_force_counting():
         "6": ["A", "B", "C"], "7": ["D"], "8": ["A", "B", "C", "D"], "9": ["C", "D"], "10": ["B"],
     }  # fmt: skip
     cleaned = make_cleaned(basket_items)
-    itemsets = baskets.frequent_itemsets(cleaned, min_support=0.2)
-    rules = baskets.association_rules_table(itemsets, min_confidence=0.01, min_lift=0.0)
+    itemsets = basket_analysis.frequent_itemsets(cleaned, min_support=0.2)
+    rules = basket_analysis.association_rules_table(itemsets, min_confidence=0.01, min_lift=0.0)
     assert len(rules) > 0
 
     counts = brute_force_counts(basket_items, 4)
@@ -179,7 +179,7 @@ def test_rule_metrics_match_brute_force_counting():
         confidence = s_ac / s_a
         not_a_confidence = (s_c - s_ac) / (1 - s_a) if s_a < 1 else 0.0
         zhang = (confidence - not_a_confidence) / max(confidence, not_a_confidence)
-        conviction = (1 - s_c) / (1 - confidence) if confidence < 1 else baskets.MAX_CONVICTION
+        conviction = (1 - s_c) / (1 - confidence) if confidence < 1 else basket_analysis.MAX_CONVICTION
         expected = {
             "antecedent_support": s_a, "consequent_support": s_c, "support": s_ac, "confidence": confidence,
             "lift": confidence / s_c, "leverage": s_ac - s_a * s_c, "conviction": conviction,
@@ -188,24 +188,24 @@ def test_rule_metrics_match_brute_force_counting():
         for metric, value in expected.items():
             assert getattr(rule, metric) == pytest.approx(value, rel=1e-12, abs=1e-15), (rule, metric)
     # A -> B style rules with confidence 1 exist here ({D, A} -> B holds in all 2 baskets), capped not inf.
-    assert (rules["conviction"] == baskets.MAX_CONVICTION).any()
+    assert (rules["conviction"] == basket_analysis.MAX_CONVICTION).any()
     assert np.isfinite(rules["conviction"]).all()
     AssociationRules.validate(rules, lazy=True)
 
 
 def test_rule_thresholds_and_n_baskets_inference():
     cleaned = make_cleaned(random_baskets(200, 10, seed=11))
-    itemsets = baskets.frequent_itemsets(cleaned, min_support=0.03)
-    inferred = baskets.association_rules_table(itemsets, min_confidence=0.2, min_lift=1.1)
-    explicit = baskets.association_rules_table(itemsets, 200, min_confidence=0.2, min_lift=1.1)
+    itemsets = basket_analysis.frequent_itemsets(cleaned, min_support=0.03)
+    inferred = basket_analysis.association_rules_table(itemsets, min_confidence=0.2, min_lift=1.1)
+    explicit = basket_analysis.association_rules_table(itemsets, 200, min_confidence=0.2, min_lift=1.1)
     pd.testing.assert_frame_equal(inferred, explicit)
     assert (inferred["confidence"] >= 0.2).all() and (inferred["lift"] >= 1.1).all()
-    everything = baskets.association_rules_table(itemsets, min_confidence=0.0, min_lift=0.0)
+    everything = basket_analysis.association_rules_table(itemsets, min_confidence=0.0, min_lift=0.0)
     kept = everything[(everything["confidence"] >= 0.2) & (everything["lift"] >= 1.1)]
     assert len(kept) == len(inferred)
     assert inferred["rule_id"].tolist() == list(range(len(inferred)))
     assert inferred["lift"].is_monotonic_decreasing
-    assert baskets.association_rules_table(itemsets.iloc[:0]).empty
+    assert basket_analysis.association_rules_table(itemsets.iloc[:0]).empty
 
 
 def test_redundancy_marking():
@@ -216,8 +216,8 @@ def test_redundancy_marking():
         "5": ["A", "D", "C"], "6": ["A", "D", "C"], "7": ["A", "C"], "8": ["A"], "9": ["B", "C"], "10": ["B"],
         "11": ["D"], "12": ["D"],
     }  # fmt: skip
-    itemsets = baskets.frequent_itemsets(make_cleaned(basket_items), min_support=0.15)
-    rules = baskets.association_rules_table(itemsets, min_confidence=0.5, min_lift=0.0)
+    itemsets = basket_analysis.frequent_itemsets(make_cleaned(basket_items), min_support=0.15)
+    rules = basket_analysis.association_rules_table(itemsets, min_confidence=0.5, min_lift=0.0)
     flags = {
         (tuple(a), tuple(c)): bool(flag)
         for a, c, flag in zip(rules["antecedents"], rules["consequents"], rules["is_redundant"], strict=True)
@@ -252,15 +252,15 @@ def test_rules_by_country_mine_each_country_separately():
     country = {**{k: "United Kingdom" for k in uk}, **{k: "France" for k in fr}, **{k: "Germany" for k in de}}
     cleaned = make_cleaned(uk | fr | de, country=country)
 
-    assert baskets.select_countries(cleaned, top_n=None, min_invoices=1) == [
+    assert basket_analysis.select_countries(cleaned, top_n=None, min_invoices=1) == [
         "United Kingdom",
         "France",
         "Germany",
     ]
-    assert baskets.select_countries(cleaned, top_n=5, min_invoices=10) == ["United Kingdom", "France"]
-    itemsets = baskets.itemsets_by_country(cleaned, min_invoices=10, min_support=0.1, min_support_count=2)
+    assert basket_analysis.select_countries(cleaned, top_n=5, min_invoices=10) == ["United Kingdom", "France"]
+    itemsets = basket_analysis.itemsets_by_country(cleaned, min_invoices=10, min_support=0.1, min_support_count=2)
     assert itemsets["itemset_id"].is_unique
-    rules = baskets.rules_by_country(
+    rules = basket_analysis.rules_by_country(
         cleaned, min_invoices=10, min_support=0.1, min_support_count=2, min_lift=0
     )
     assert set(rules["country"].dropna()) == {"United Kingdom", "France"}
@@ -280,16 +280,16 @@ def test_rules_by_country_mine_each_country_separately():
     AssociationRules.validate(rules, lazy=True)
     FrequentItemsets.validate(itemsets, lazy=True)
     with pytest.raises(ValueError, match="single country"):
-        baskets.association_rules_table(itemsets, 63)
+        basket_analysis.association_rules_table(itemsets, 63)
 
 
 def test_product_bundles_deduplicate_and_count():
     basket_items = {f"{k}": ["A", "B"] for k in range(6)} | {f"{k}": ["C", "D", "E"] for k in range(6, 10)}
     basket_items |= {"10": ["A"], "11": ["C", "E"], "12": ["E"], "13": ["B", "C"]}
     cleaned = make_cleaned(basket_items)
-    itemsets = baskets.frequent_itemsets(cleaned, min_support=0.1)
-    rules = baskets.association_rules_table(itemsets, min_confidence=0.3, min_lift=0.0)
-    bundles = baskets.product_bundles(rules, cleaned, top_n=10)
+    itemsets = basket_analysis.frequent_itemsets(cleaned, min_support=0.1)
+    rules = basket_analysis.association_rules_table(itemsets, min_confidence=0.3, min_lift=0.0)
+    bundles = basket_analysis.product_bundles(rules, cleaned, top_n=10)
 
     item_sets = [frozenset(items) for items in bundles["items"]]
     assert len(item_sets) == len(set(item_sets))  # A -> B and B -> A give one bundle
@@ -315,18 +315,18 @@ def test_product_bundles_deduplicate_and_count():
         best = non_redundant[forming]
         assert bundle.lift == pytest.approx(best["lift"].max())
     ProductBundles.validate(bundles, lazy=True)
-    assert len(baskets.product_bundles(rules, cleaned, top_n=1)) == 1
-    assert baskets.product_bundles(rules, cleaned, country="France").empty
+    assert len(basket_analysis.product_bundles(rules, cleaned, top_n=1)) == 1
+    assert basket_analysis.product_bundles(rules, cleaned, country="France").empty
 
 
 def test_inputs_are_not_mutated():
     cleaned = make_cleaned(random_baskets(60, 8, seed=1))
     before = cleaned.copy()
-    itemsets = baskets.frequent_itemsets(cleaned, min_support=0.05)
+    itemsets = basket_analysis.frequent_itemsets(cleaned, min_support=0.05)
     itemsets_before = itemsets.copy()
-    rules = baskets.association_rules_table(itemsets, min_confidence=0.1)
+    rules = basket_analysis.association_rules_table(itemsets, min_confidence=0.1)
     rules_before = rules.copy()
-    baskets.product_bundles(rules, cleaned)
+    basket_analysis.product_bundles(rules, cleaned)
     pd.testing.assert_frame_equal(cleaned, before)
     pd.testing.assert_frame_equal(itemsets, itemsets_before)
     pd.testing.assert_frame_equal(rules, rules_before)
@@ -336,7 +336,7 @@ def test_product_descriptions_pick_the_most_frequent():
     cleaned = make_cleaned({"1": ["A", "B"], "2": ["A"], "3": ["A", "C"]})
     cleaned.loc[0, "description"] = " OLD NAME "
     cleaned.loc[cleaned["stock_code"] == "C", "description"] = None
-    names = baskets.product_descriptions(cleaned)
+    names = basket_analysis.product_descriptions(cleaned)
     assert names.to_dict() == {"A": "PRODUCT A", "B": "PRODUCT B", "C": "C"}
 
 
@@ -346,8 +346,8 @@ def test_product_descriptions_pick_the_most_frequent():
 )
 def test_rules_schema_rejects_bad_values(column, value):
     cleaned = make_cleaned(random_baskets(100, 8, seed=2))
-    rules = baskets.association_rules_table(
-        baskets.frequent_itemsets(cleaned, min_support=0.05), min_confidence=0.1
+    rules = basket_analysis.association_rules_table(
+        basket_analysis.frequent_itemsets(cleaned, min_support=0.05), min_confidence=0.1
     )
     AssociationRules.validate(rules)
     broken = rules.copy()
@@ -358,8 +358,8 @@ def test_rules_schema_rejects_bad_values(column, value):
 
 def test_rules_scatter_returns_a_figure():
     cleaned = make_cleaned(random_baskets(100, 8, seed=2))
-    rules = baskets.association_rules_table(
-        baskets.frequent_itemsets(cleaned, min_support=0.05), min_confidence=0.1
+    rules = basket_analysis.association_rules_table(
+        basket_analysis.frequent_itemsets(cleaned, min_support=0.05), min_confidence=0.1
     )
     figure = rules_scatter(rules, label_top=3)
     assert isinstance(figure, Figure)
@@ -370,21 +370,21 @@ def test_rules_scatter_returns_a_figure():
 
 
 def test_real_sheet_eclat_apriori_and_fpgrowth_agree(real_cleaned):
-    by_eclat = baskets.frequent_itemsets(real_cleaned, min_support=0.02)
-    by_apriori = baskets.frequent_itemsets(real_cleaned, min_support=0.02, algorithm="apriori")
-    by_fpgrowth = baskets.frequent_itemsets(real_cleaned, min_support=0.02, algorithm="fpgrowth")
+    by_eclat = basket_analysis.frequent_itemsets(real_cleaned, min_support=0.02)
+    by_apriori = basket_analysis.frequent_itemsets(real_cleaned, min_support=0.02, algorithm="apriori")
+    by_fpgrowth = basket_analysis.frequent_itemsets(real_cleaned, min_support=0.02, algorithm="fpgrowth")
     pd.testing.assert_frame_equal(by_eclat, by_apriori)
     pd.testing.assert_frame_equal(by_apriori, by_fpgrowth)
     assert (by_apriori["length"] >= 2).sum() > 10
     FrequentItemsets.validate(by_apriori, lazy=True)
-    rules = baskets.association_rules_table(by_apriori)
+    rules = basket_analysis.association_rules_table(by_apriori)
     AssociationRules.validate(rules, lazy=True)
     # Textbook support by default: every invoice is a basket.
-    summary = baskets.basket_summary(real_cleaned)
+    summary = basket_analysis.basket_summary(real_cleaned)
     assert summary["giant_baskets_excluded"] == 0 and summary["max_basket_size"] is None
     assert summary["baskets_mined"] == real_cleaned["invoice"].nunique()
     assert summary["baskets_mined"] == round((by_apriori["support_count"] / by_apriori["support"]).iloc[0])
-    capped = baskets.basket_summary(real_cleaned, max_basket_size=baskets.DEFAULT_MAX_BASKET_SIZE)
+    capped = basket_analysis.basket_summary(real_cleaned, max_basket_size=basket_analysis.DEFAULT_MAX_BASKET_SIZE)
     assert capped["giant_baskets_excluded"] > 0
 
 
@@ -410,15 +410,15 @@ def test_default_rules_use_textbook_support_over_all_invoices():
     basket_items = random_baskets(300, 9, seed=11)
     basket_items |= {f"G{k}": [f"P{j:02d}" for j in range(9)] for k in range(6)}
     lines = make_cleaned(basket_items)
-    mining = baskets.RuleMining(min_support=0.03, min_confidence=0.2, min_lift=1.0)
+    mining = basket_analysis.RuleMining(min_support=0.03, min_confidence=0.2, min_lift=1.0)
     # The basket floor (10) is inert here: 3% of 306 invoices already asks for 10 baskets.
     assert math.ceil(mining.min_support * len(basket_items)) >= mining.min_support_count
-    mined = baskets.mine_rules(lines, mining)
+    mined = basket_analysis.mine_rules(lines, mining)
     reference = _mlxtend_rules(lines, min_support=0.03, min_confidence=0.2, min_lift=1.0)
     assert _keyed(mined["antecedents"], mined["consequents"], mined["support"], mined["confidence"],
                   mined["lift"]) == _keyed(reference["antecedents"], reference["consequents"],
                                            reference["support"], reference["confidence"], reference["lift"])
-    capped = baskets.mine_rules(lines, dataclasses.replace(mining, max_basket_size=8))
+    capped = basket_analysis.mine_rules(lines, dataclasses.replace(mining, max_basket_size=8))
     # With the cap the six giant invoices leave the universe: supports are shares of the 300 others.
     assert (capped["support"] * 300).round(9).eq((capped["support"] * 300).round()).all()
     assert not capped[["support", "lift"]].equals(mined[["support", "lift"]])
@@ -427,22 +427,22 @@ def test_default_rules_use_textbook_support_over_all_invoices():
 def test_mine_rules_is_the_all_countries_part_of_the_rules_table():
     country = {f"{100000 + k}": "UK" if k % 3 else "FR" for k in range(300)}
     lines = make_cleaned(random_baskets(300, 10, seed=8), country=country)
-    mining = baskets.RuleMining(min_support=0.04, min_confidence=0.25, min_lift=1.1, max_basket_size=5)
-    table = baskets.rules_by_country(
+    mining = basket_analysis.RuleMining(min_support=0.04, min_confidence=0.25, min_lift=1.1, max_basket_size=5)
+    table = basket_analysis.rules_by_country(
         lines, min_invoices=50, min_support=mining.min_support, max_len=mining.max_len,
         max_basket_size=mining.max_basket_size, min_confidence=mining.min_confidence,
         min_lift=mining.min_lift,
     )
     assert table["country"].notna().any()
     overall = table[table["country"].isna()].reset_index(drop=True)
-    pd.testing.assert_frame_equal(baskets.mine_rules(lines, mining), overall, check_exact=True)
+    pd.testing.assert_frame_equal(basket_analysis.mine_rules(lines, mining), overall, check_exact=True)
 
 
 def test_mine_rules_matches_brute_force_pairs():
     basket_items = {"1": ["10001", "10002"], "2": ["10001", "10002", "10003"], "3": ["10001", "10003"],
                     "4": ["10002"], "5": ["10004", "POST"]}
-    rules = baskets.mine_rules(
-        make_cleaned(basket_items), baskets.RuleMining(min_support=0.3, min_confidence=0.0, min_lift=0.0,
+    rules = basket_analysis.mine_rules(
+        make_cleaned(basket_items), basket_analysis.RuleMining(min_support=0.3, min_confidence=0.0, min_lift=0.0,
                                                        max_len=2, min_support_count=1)
     )
     sets = [set(codes) for codes in basket_items.values()]
@@ -462,30 +462,30 @@ def test_mine_rules_matches_brute_force_pairs():
 
 def test_basket_floor_keeps_tiny_exports_from_calling_everything_frequent():
     lines = make_cleaned(random_baskets(60, 12, seed=2))
-    textbook = baskets.frequent_itemsets(lines, min_support=0.01, min_support_count=1)
-    floored = baskets.frequent_itemsets(lines, min_support=0.01, min_support_count=10)
+    textbook = basket_analysis.frequent_itemsets(lines, min_support=0.01, min_support_count=1)
+    floored = basket_analysis.frequent_itemsets(lines, min_support=0.01, min_support_count=10)
     # 1% of 60 invoices is one basket: every combination ever bought would be "frequent".
     assert len(textbook) > 3 * len(floored)
     assert floored["support_count"].min() >= 10
     kept = textbook[textbook["support_count"] >= 10].drop(columns="itemset_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(floored.drop(columns="itemset_id"), kept)
-    assert len(baskets.mine_rules(lines)) < len(baskets.mine_rules(lines, baskets.RuleMining(min_support_count=1)))
+    assert len(basket_analysis.mine_rules(lines)) < len(basket_analysis.mine_rules(lines, basket_analysis.RuleMining(min_support_count=1)))
 
 
 def test_rule_mining_settings_are_checked():
     with pytest.raises(ValueError, match="max_basket_size"):
-        baskets.RuleMining(max_basket_size=0)
+        basket_analysis.RuleMining(max_basket_size=0)
     with pytest.raises(ValueError, match="min_confidence"):
-        baskets.RuleMining(min_confidence=1.5)
+        basket_analysis.RuleMining(min_confidence=1.5)
     with pytest.raises(ValueError, match="algorithm"):
-        baskets.RuleMining(algorithm="fpmax")
+        basket_analysis.RuleMining(algorithm="fpmax")
     with pytest.raises(ValueError, match="min_support_count"):
-        baskets.RuleMining(min_support_count=0)
+        basket_analysis.RuleMining(min_support_count=0)
 
 
 def test_real_sheet_rules_equal_mlxtend_on_all_invoices(real_cleaned):
-    mining = baskets.RuleMining()
-    mined = baskets.mine_rules(real_cleaned, mining)
+    mining = basket_analysis.RuleMining()
+    mined = basket_analysis.mine_rules(real_cleaned, mining)
     reference = _mlxtend_rules(real_cleaned, min_support=mining.min_support,
                                min_confidence=mining.min_confidence, min_lift=mining.min_lift)
     assert len(mined) > 100
@@ -503,7 +503,7 @@ def test_real_sheet_rules_equal_mlxtend_on_all_invoices(real_cleaned):
     ["length_mismatch", "duplicate_itemset", "unsorted_items", "zero_count", "unknown_column"],
 )
 def test_itemsets_schema_rejects_bad_tables(breakage):
-    itemsets = baskets.frequent_itemsets(make_cleaned(random_baskets(100, 8, seed=2)), min_support=0.05)
+    itemsets = basket_analysis.frequent_itemsets(make_cleaned(random_baskets(100, 8, seed=2)), min_support=0.05)
     FrequentItemsets.validate(itemsets)
     broken = itemsets.copy()
     if breakage == "length_mismatch":
@@ -527,9 +527,9 @@ def test_rules_match_mlxtend_association_rules_exactly():
     # Itemsets of up to 5 products, so every antecedent width from 1 to 4 occurs.
     basket_items = {f"{k}": items for k, items in random_baskets(400, 9, seed=5).items()}
     basket_items |= {f"X{k}": ["P00", "P01", "P02", "P03", "P04"] for k in range(30)}
-    itemsets = baskets.frequent_itemsets(make_cleaned(basket_items), min_support=0.02, max_len=None)
+    itemsets = basket_analysis.frequent_itemsets(make_cleaned(basket_items), min_support=0.02, max_len=None)
     assert itemsets["length"].max() >= 5
-    rules = baskets.association_rules_table(itemsets, min_confidence=0.2, min_lift=0.0)
+    rules = basket_analysis.association_rules_table(itemsets, min_confidence=0.2, min_lift=0.0)
 
     n = len(basket_items)
     reference = association_rules(
@@ -560,7 +560,7 @@ def test_rules_match_mlxtend_association_rules_exactly():
         assert (row.confidence, row.lift, row.leverage, row.zhangs_metric) == (
             ref.confidence, ref.lift, ref.leverage, ref.zhangs_metric
         )
-        assert row.conviction == min(ref.conviction, baskets.MAX_CONVICTION)
+        assert row.conviction == min(ref.conviction, basket_analysis.MAX_CONVICTION)
 
     counts = {frozenset(i): c for i, c in zip(itemsets["items"], itemsets["support_count"], strict=True)}
     for a, c, flag in zip(rules["antecedents"], rules["consequents"], rules["is_redundant"], strict=True):
@@ -583,25 +583,25 @@ def test_rules_match_mlxtend_association_rules_exactly():
 
 
 def test_rules_need_every_subset_of_an_itemset():
-    itemsets = baskets.frequent_itemsets(make_cleaned(random_baskets(200, 6, seed=4)), min_support=0.02)
+    itemsets = basket_analysis.frequent_itemsets(make_cleaned(random_baskets(200, 6, seed=4)), min_support=0.02)
     pairs = itemsets[itemsets["length"] == 2]
     with pytest.raises(KeyError, match="missing"):
-        baskets.association_rules_table(itemsets.drop(index=pairs.index[0]))
+        basket_analysis.association_rules_table(itemsets.drop(index=pairs.index[0]))
 
 
 def test_itemsets_and_summary_share_one_pass():
     country = {f"{100000 + k}": "UK" if k % 3 else "FR" for k in range(300)}
     cleaned = make_cleaned(random_baskets(300, 10, seed=8), country=country)
-    itemsets, summary = baskets.itemsets_and_summary(
+    itemsets, summary = basket_analysis.itemsets_and_summary(
         cleaned, min_invoices=50, min_support=0.05, max_basket_size=5
     )
     pd.testing.assert_frame_equal(
-        itemsets, baskets.itemsets_by_country(cleaned, min_invoices=50, min_support=0.05, max_basket_size=5)
+        itemsets, basket_analysis.itemsets_by_country(cleaned, min_invoices=50, min_support=0.05, max_basket_size=5)
     )
-    assert summary == baskets.basket_summary(cleaned, max_basket_size=5)
+    assert summary == basket_analysis.basket_summary(cleaned, max_basket_size=5)
     assert set(itemsets["country"].dropna()) == {"UK", "FR"}
     for country in ("UK", "FR"):
-        alone = baskets.frequent_itemsets(
+        alone = basket_analysis.frequent_itemsets(
             cleaned, min_support=0.05, max_basket_size=5, country=country, min_support_count=10
         )
         mined = itemsets[itemsets["country"] == country].drop(columns="itemset_id").reset_index(drop=True)

@@ -3,8 +3,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipeline import cleaning
-from pipeline.schemas import CleanedTransactions, RejectedRows
+from pipeline.staging import cleaning
+from pipeline.staging.schemas import CleanedTransactions, RejectedRows
 
 BASE = {
     "invoice": "489434",

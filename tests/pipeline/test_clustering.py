@@ -7,8 +7,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import pairwise_distances, silhouette_score
 from sklearn.mixture import GaussianMixture
 
-from pipeline import clustering, customers, plots_customers
-from pipeline.schemas_customers import (
+from pipeline.customers import clustering, plots, rfm_segments
+from pipeline.customers.schemas import (
     ClusterProfiles,
     CustomerClusters,
     ModelSelection,
@@ -125,7 +125,7 @@ def test_model_selection_rejects_bad_k():
 
 @pytest.fixture(scope="module")
 def real_rfm(real_cleaned):
-    return customers.rfm_table(real_cleaned)
+    return rfm_segments.rfm_table(real_cleaned)
 
 
 @pytest.fixture(scope="module")
@@ -223,8 +223,8 @@ def test_fit_clusters_rejects_bad_k(real_rfm):
 def test_cluster_figures_render(real_rfm, real_fit):
     selection = clustering.model_selection(blobs(3), k_range=range(2, 5), covariance_types=("full", "tied"))
     for fig in (
-        plots_customers.model_selection_figure(selection, chosen_k=3),
-        plots_customers.cluster_scatter_figure(real_rfm, *real_fit, model="gmm"),
+        plots.model_selection_figure(selection, chosen_k=3),
+        plots.cluster_scatter_figure(real_rfm, *real_fit, model="gmm"),
     ):
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=40)

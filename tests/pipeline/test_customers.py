@@ -6,8 +6,9 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from pipeline import customers, eda, plots_customers
-from pipeline.schemas_customers import CustomerRfm, SegmentSummary
+from pipeline.customers import plots, rfm_segments
+from pipeline.customers.schemas import CustomerRfm, SegmentSummary
+from pipeline.eda import summaries
 from tests.pipeline.test_eda import warehouse_of
 
 # The documented grid, written out cell by cell (rows R = 5..1, columns FM = 1..5).
@@ -40,29 +41,29 @@ def purchases(rows: list[tuple[int, str, str, float]]) -> pd.DataFrame:
 @pytest.mark.parametrize("r", [1, 2, 3, 4, 5])
 def test_segment_grid_matches_documented_table(r):
     fm = pd.Series([1, 2, 3, 4, 5])
-    assert customers.assign_segment(pd.Series([r] * 5), fm).tolist() == GRID[r]
+    assert rfm_segments.assign_segment(pd.Series([r] * 5), fm).tolist() == GRID[r]
 
 
 def test_segment_rules_tile_the_grid_once():
     cells = [
         (r, fm)
-        for _, (r_lo, r_hi), (fm_lo, fm_hi) in customers.SEGMENT_RULES
+        for _, (r_lo, r_hi), (fm_lo, fm_hi) in rfm_segments.SEGMENT_RULES
         for r in range(r_lo, r_hi + 1)
         for fm in range(fm_lo, fm_hi + 1)
     ]
     assert sorted(cells) == [(r, fm) for r in range(1, 6) for fm in range(1, 6)]
-    assert len(customers.SEGMENTS) == 11 == len(set(customers.SEGMENTS))
-    assert set(customers.MARKETING_ACTIONS) == set(customers.SEGMENTS)
+    assert len(rfm_segments.SEGMENTS) == 11 == len(set(rfm_segments.SEGMENTS))
+    assert set(rfm_segments.MARKETING_ACTIONS) == set(rfm_segments.SEGMENTS)
 
 
 def test_assign_segment_rejects_out_of_range_scores():
     with pytest.raises(ValueError, match="outside 1..5"):
-        customers.assign_segment(pd.Series([0]), pd.Series([3]))
+        rfm_segments.assign_segment(pd.Series([0]), pd.Series([3]))
 
 
 def test_quintile_score_lower_is_better():
     values = pd.Series([10.0, 50.0, 20.0, 40.0, 30.0])
-    scores = customers.quintile_score(values, higher_is_better=False)
+    scores = rfm_segments.quintile_score(values, higher_is_better=False)
     assert scores.tolist() == [5, 1, 4, 2, 3]
 
 
@@ -77,7 +78,7 @@ def test_rfm_table_by_hand():
         ]
     )
     rejected = purchases([(1, "C1", "2010-03-02", 4.0)]).assign(quantity=-1, reason="cancellation")
-    rfm = CustomerRfm.validate(customers.rfm_table(cleaned, rejected=rejected)).set_index("customer_id")
+    rfm = CustomerRfm.validate(rfm_segments.rfm_table(cleaned, rejected=rejected)).set_index("customer_id")
     # Reference = 2010-03-11, the day after the last invoice date (a guest line counts).
     assert rfm.loc[1, "recency_days"] == 10
     assert rfm.loc[2, "recency_days"] == 2
@@ -101,21 +102,21 @@ def test_rfm_table_reads_warehouse_tables_in_place():
     )
     rejected = purchases([(1, "C1", "2010-03-02", 4.0)]).assign(quantity=-1, reason="cancellation")
     with warehouse_of(cleaned, rejected) as con:
-        lines = eda.warehouse_lines(con)
-        stored = customers.rfm_table(lines.cleaned, rejected=lines.rejected)
-        assert customers.default_reference_date(lines.cleaned) == pd.Timestamp("2010-03-10")
-    pd.testing.assert_frame_equal(stored, customers.rfm_table(cleaned, rejected=rejected))
+        lines = summaries.warehouse_lines(con)
+        stored = rfm_segments.rfm_table(lines.cleaned, rejected=lines.rejected)
+        assert rfm_segments.default_reference_date(lines.cleaned) == pd.Timestamp("2010-03-10")
+    pd.testing.assert_frame_equal(stored, rfm_segments.rfm_table(cleaned, rejected=rejected))
 
 
 def test_rfm_reference_date_and_missing_returns():
     cleaned = purchases([(1, "a", "2010-01-01 09:00", 10.0), (2, "b", "2010-01-05 10:00", 1.0)])
-    rfm = customers.rfm_table(cleaned, reference_date=pd.Timestamp("2010-02-01 15:00")).set_index(
+    rfm = rfm_segments.rfm_table(cleaned, reference_date=pd.Timestamp("2010-02-01 15:00")).set_index(
         "customer_id"
     )
     assert rfm["recency_days"].to_dict() == {1: 31, 2: 27}
     assert rfm["returns_value"].isna().all()
     with pytest.raises(ValueError, match="before the last purchase"):
-        customers.rfm_table(cleaned, reference_date=pd.Timestamp("2010-01-03"))
+        rfm_segments.rfm_table(cleaned, reference_date=pd.Timestamp("2010-01-03"))
 
 
 def test_hand_built_customers_land_in_their_segments():
@@ -129,7 +130,7 @@ def test_hand_built_customers_land_in_their_segments():
         for i in range(n_invoices):
             spend = 1.0 if c in (8, 0) else 10.0 * (c + 1)
             rows.append((c + 1, f"{c}-{i}", str(day - pd.Timedelta(days=i)), spend))
-    rfm = customers.rfm_table(purchases(rows), reference_date=pd.Timestamp("2011-01-01")).set_index(
+    rfm = rfm_segments.rfm_table(purchases(rows), reference_date=pd.Timestamp("2011-01-01")).set_index(
         "customer_id"
     )
     assert rfm.loc[10, "rfm_score"] == "555"
@@ -151,8 +152,8 @@ def test_segment_summary_lists_all_segments():
             "segment": ["Champions", "Champions", "Lost"],
         }
     )
-    out = SegmentSummary.validate(customers.segment_summary(rfm)).set_index("segment")
-    assert list(out.index) == list(customers.SEGMENTS)
+    out = SegmentSummary.validate(rfm_segments.segment_summary(rfm)).set_index("segment")
+    assert list(out.index) == list(rfm_segments.SEGMENTS)
     assert out.loc["Champions", "customers"] == 2
     assert out.loc["Champions", "revenue_share"] == pytest.approx(1100 / 1150)
     assert out.loc["Champions", "avg_frequency"] == 6
@@ -163,7 +164,7 @@ def test_segment_summary_lists_all_segments():
 
 @pytest.fixture(scope="module")
 def real_rfm(real_cleaned, real_rejected):
-    return customers.rfm_table(real_cleaned, rejected=real_rejected)
+    return rfm_segments.rfm_table(real_cleaned, rejected=real_rejected)
 
 
 def test_real_rfm_matches_independent_sql(real_cleaned, real_rfm):
@@ -203,7 +204,7 @@ def test_real_rfm_schema_and_scores(real_rfm):
 
 
 def test_real_segment_summary(real_rfm):
-    summary = SegmentSummary.validate(customers.segment_summary(real_rfm), lazy=True)
+    summary = SegmentSummary.validate(rfm_segments.segment_summary(real_rfm), lazy=True)
     assert summary["customers"].sum() == len(real_rfm)
     champions = summary.set_index("segment").loc["Champions"]
     # Champions are the most valuable customers on average.
@@ -221,8 +222,8 @@ def test_rfm_schema_rejects_bad_rows(real_rfm):
 
 def test_rfm_figures_render(real_rfm):
     for fig in (
-        plots_customers.rfm_distributions_figure(real_rfm),
-        plots_customers.segment_summary_figure(customers.segment_summary(real_rfm)),
+        plots.rfm_distributions_figure(real_rfm),
+        plots.segment_summary_figure(rfm_segments.segment_summary(real_rfm)),
     ):
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=40)

@@ -9,8 +9,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from pipeline import readers
-from pipeline.download import DownloadError, download_uci
+from pipeline.sources import readers
+from pipeline.sources.download import DownloadError, download_uci
 
 HEADER = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
 

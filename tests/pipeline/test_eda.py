@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from pipeline import eda, plots_customers
-from pipeline.schemas_customers import CohortRetention, CountrySales, MonthlySales, TopProducts
+from pipeline.customers.schemas import CohortRetention, CountrySales, MonthlySales, TopProducts
+from pipeline.eda import plots, summaries
 
 LINE = {
     "invoice": "500001",
@@ -111,7 +111,7 @@ def small():
 
 def test_monthly_sales_by_hand(small):
     cleaned, rejected = small
-    out = MonthlySales.validate(eda.monthly_sales(cleaned, rejected))
+    out = MonthlySales.validate(summaries.monthly_sales(cleaned, rejected))
     expected = pd.DataFrame(
         {
             "month": pd.to_datetime(["2010-01-01", "2010-02-01"]),
@@ -131,14 +131,14 @@ def test_monthly_sales_by_hand(small):
 
 
 def test_monthly_sales_without_rejected_has_no_returns(small):
-    out = eda.monthly_sales(small[0])
+    out = summaries.monthly_sales(small[0])
     assert (out["cancelled_lines"] == 0).all()
     assert (out["returns_value"] == 0).all()
     assert (out["cancellation_rate"] == 0).all()
 
 
 def test_country_sales_by_hand(small):
-    out = CountrySales.validate(eda.country_sales(small[0]))
+    out = CountrySales.validate(summaries.country_sales(small[0]))
     assert out["country"].tolist() == ["United Kingdom", "France"]
     assert out["revenue"].tolist() == [27.0, 8.0]
     assert out["customers"].tolist() == [1, 1]
@@ -150,12 +150,12 @@ def test_country_sales_by_hand(small):
 
 def test_country_rank_ties_broken_by_name():
     cleaned = lines({"country": "Spain"}, {"country": "Austria", "invoice": "2"})
-    assert eda.country_sales(cleaned)["country"].tolist() == ["Austria", "Spain"]
+    assert summaries.country_sales(cleaned)["country"].tolist() == ["Austria", "Spain"]
 
 
 def test_top_products_by_hand(small):
     cleaned, rejected = small
-    out = TopProducts.validate(eda.top_products(cleaned, rejected)).set_index("stock_code")
+    out = TopProducts.validate(summaries.top_products(cleaned, rejected)).set_index("stock_code")
     assert out.loc["85123A", "revenue"] == 17.0
     assert out.loc["85123A", "quantity"] == 4
     assert out.loc["85123A", "invoices"] == 3
@@ -174,7 +174,7 @@ def test_top_products_description_ties_and_missing():
         {"stock_code": "A1", "description": "APPLE"},
         {"stock_code": "B2", "description": None},
     )
-    out = eda.top_products(cleaned).set_index("stock_code")
+    out = summaries.top_products(cleaned).set_index("stock_code")
     assert out.loc["A1", "description"] == "APPLE"
     assert out.loc["B2", "description"] is None
 
@@ -187,7 +187,7 @@ def test_cohort_retention_keeps_zero_cells():
         {"customer_id": 3, "invoice": "4", "invoice_date": "2010-02-01"},
         {"customer_id": None, "invoice": "5", "invoice_date": "2010-02-01"},
     )
-    out = CohortRetention.validate(eda.cohort_retention(cleaned))
+    out = CohortRetention.validate(summaries.cohort_retention(cleaned))
     expected = pd.DataFrame(
         {
             "cohort_month": pd.to_datetime(["2010-01-01"] * 3 + ["2010-02-01"] * 2),
@@ -215,18 +215,18 @@ def warehouse_of(cleaned: pd.DataFrame, rejected: pd.DataFrame):
 def test_stored_tables_give_the_results_of_frames(small):
     cleaned, rejected = small
     with warehouse_of(cleaned, rejected) as con:
-        stored = eda.warehouse_lines(con)
+        stored = summaries.warehouse_lines(con)
         for function, with_returns in (
-            (eda.monthly_sales, True),
-            (eda.top_products, True),
-            (eda.product_cancellations, True),
-            (eda.country_sales, False),
-            (eda.cohort_retention, False),
+            (summaries.monthly_sales, True),
+            (summaries.top_products, True),
+            (summaries.product_cancellations, True),
+            (summaries.country_sales, False),
+            (summaries.cohort_retention, False),
         ):
             frames = (cleaned, rejected) if with_returns else (cleaned,)
             tables = (stored.cleaned, stored.rejected) if with_returns else (stored.cleaned,)
             pd.testing.assert_frame_equal(function(*tables), function(*frames))
-        assert eda.invoice_date_range(stored.cleaned) == (JAN, FEB)
+        assert summaries.invoice_date_range(stored.cleaned) == (JAN, FEB)
         # The names a query reads are unregistered afterwards; the warehouse is left as it was.
         assert con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall() == []
 
@@ -236,30 +236,30 @@ def test_query_frames_mixes_stored_tables_and_frames_on_one_connection(small):
     with warehouse_of(cleaned, rejected) as con, duckdb.connect() as other:
         sql = "SELECT count(*) AS n FROM cleaned JOIN extra USING (invoice)"
         extra = pd.DataFrame({"invoice": ["1", "4"]})
-        out = eda.query_frames(sql, cleaned=eda.warehouse_lines(con).cleaned, extra=extra)
+        out = summaries.query_frames(sql, cleaned=summaries.warehouse_lines(con).cleaned, extra=extra)
         assert out["n"].tolist() == [3]
         with pytest.raises(ValueError, match="one connection"):
-            eda.query_frames(
-                "SELECT 1", a=eda.StoredTable(con, eda.CLEANED_TABLE), b=eda.StoredTable(other, "x")
+            summaries.query_frames(
+                "SELECT 1", a=summaries.StoredTable(con, summaries.CLEANED_TABLE), b=summaries.StoredTable(other, "x")
             )
 
 
 def test_product_cancellations_only_products(small):
     cleaned, rejected = small
-    out = eda.product_cancellations(cleaned, rejected)
+    out = summaries.product_cancellations(cleaned, rejected)
     assert out["invoice"].tolist() == ["C8", "C6"]
     assert out["stock_code"].tolist() == ["85123A", "85123A"]
     assert out["returned_value"].tolist() == [2.0, 5.0]
-    assert eda.product_cancellations(cleaned, None).empty
+    assert summaries.product_cancellations(cleaned, None).empty
 
 
 @pytest.fixture(scope="module")
 def real_tables(real_cleaned, real_rejected):
     return {
-        "monthly": eda.monthly_sales(real_cleaned, real_rejected),
-        "country": eda.country_sales(real_cleaned),
-        "products": eda.top_products(real_cleaned, real_rejected),
-        "cohorts": eda.cohort_retention(real_cleaned),
+        "monthly": summaries.monthly_sales(real_cleaned, real_rejected),
+        "country": summaries.country_sales(real_cleaned),
+        "products": summaries.top_products(real_cleaned, real_rejected),
+        "cohorts": summaries.cohort_retention(real_cleaned),
     }
 
 
@@ -314,9 +314,9 @@ def render(fig: Figure) -> bytes:
 
 def test_eda_figures_render(real_tables):
     figures = [
-        plots_customers.monthly_sales_figure(real_tables["monthly"]),
-        plots_customers.country_sales_figure(real_tables["country"], top_n=10),
-        plots_customers.cohort_heatmap_figure(real_tables["cohorts"]),
+        plots.monthly_sales_figure(real_tables["monthly"]),
+        plots.country_sales_figure(real_tables["country"], top_n=10),
+        plots.cohort_heatmap_figure(real_tables["cohorts"]),
     ]
     for fig in figures:
         assert isinstance(fig, Figure)

@@ -1,7 +1,7 @@
 import pandas as pd
 
-from pipeline import ingest
-from pipeline.cleaning import RAW_COLUMNS
+from pipeline.sources import ingest
+from pipeline.staging.cleaning import RAW_COLUMNS
 
 
 def lines(source_file: str, n: int) -> pd.DataFrame:

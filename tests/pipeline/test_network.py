@@ -1,4 +1,4 @@
-"""Tests for pipeline.network: edge lists against brute force, centralities igraph vs networkx."""
+"""Tests for pipeline.network.graphs: edge lists against brute force, centralities igraph vs networkx."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
-from pipeline import network
-from pipeline.plots_baskets import product_network_figure
-from pipeline.schemas_baskets import (
+from pipeline.network import graphs
+from pipeline.network.plots import product_network_figure
+from pipeline.network.schemas import (
     CustomerCentrality,
     CustomerNetworkEdges,
     ProductCentrality,
@@ -116,9 +116,9 @@ def jaccard_pairs(sets: dict, min_shared: int) -> dict[tuple, Fraction]:
 def test_product_edges_match_brute_force(monkeypatch, block_pairs, workers, top_k):
     if block_pairs is not None:
         # About two products per block: many blocks, scored on two threads.
-        monkeypatch.setattr(network, "_BLOCK_PAIRS", block_pairs)
+        monkeypatch.setattr(graphs, "_BLOCK_PAIRS", block_pairs)
     lines = random_lines(400, 25, 40, seed=5)
-    edges = network.product_network_edges(
+    edges = graphs.product_network_edges(
         make_cleaned(lines), min_shared_invoices=4, top_k=top_k, max_basket_size=None, workers=workers
     )
 
@@ -134,7 +134,7 @@ def test_product_edges_match_brute_force(monkeypatch, block_pairs, workers, top_
         assert row.lift == pytest.approx(len(a & b) * n / (len(a) * len(b)), rel=1e-12)
     assert (edges["source"] < edges["target"]).all()
     assert list(edges.itertuples(index=False, name=None)) == sorted(edges.itertuples(index=False, name=None))
-    assert list(edges.columns) == network.PRODUCT_EDGE_COLUMNS
+    assert list(edges.columns) == graphs.PRODUCT_EDGE_COLUMNS
     ProductNetworkEdges.validate(edges, lazy=True)
 
 
@@ -142,20 +142,20 @@ def test_product_edges_skip_giant_baskets_and_scale_threshold():
     lines = [(f"{k}", code, None) for k in range(6) for code in ("A", "B")]
     lines += [(f"G{k}", f"Z{j}", None) for k in range(6) for j in range(8)]
     cleaned = make_cleaned(lines)
-    capped = network.product_network_edges(cleaned, min_shared_invoices=5, max_basket_size=4)
+    capped = graphs.product_network_edges(cleaned, min_shared_invoices=5, max_basket_size=4)
     assert capped[["source", "target", "shared_invoices", "weight"]].to_dict("records") == [
         {"source": "A", "target": "B", "shared_invoices": 6, "weight": 1.0}
     ]
-    uncapped = network.product_network_edges(cleaned, min_shared_invoices=5, max_basket_size=None)
+    uncapped = graphs.product_network_edges(cleaned, min_shared_invoices=5, max_basket_size=None)
     assert len(uncapped) == 1 + 8 * 7 // 2
 
-    assert network.default_min_shared_invoices(100) == 5
-    assert network.default_min_shared_invoices(20_472) == 20
-    assert network.default_min_shared_invoices(53_628) == 54
+    assert graphs.default_min_shared_invoices(100) == 5
+    assert graphs.default_min_shared_invoices(20_472) == 20
+    assert graphs.default_min_shared_invoices(53_628) == 54
     with pytest.raises(ValueError, match="min_shared_invoices"):
-        network.product_network_edges(cleaned, min_shared_invoices=0)
+        graphs.product_network_edges(cleaned, min_shared_invoices=0)
     with pytest.raises(ValueError, match="top_k"):
-        network.product_network_edges(cleaned, top_k=0)
+        graphs.product_network_edges(cleaned, top_k=0)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ def test_product_edges_skip_giant_baskets_and_scale_threshold():
 )
 def test_customer_edges_match_brute_force(min_shared, top_k, block_size, workers):
     lines = random_lines(300, 30, 25, seed=9)
-    edges = network.customer_network_edges(
+    edges = graphs.customer_network_edges(
         make_cleaned(lines),
         min_shared_products=min_shared,
         top_k=top_k,
@@ -180,20 +180,20 @@ def test_customer_edges_match_brute_force(min_shared, top_k, block_size, workers
     for (a, b), row in got.items():
         assert row.shared_products == len(bought[a] & bought[b])
         assert row.weight == row.jaccard == float(jaccard[(a, b)])
-    assert list(edges.columns) == network.CUSTOMER_EDGE_COLUMNS
+    assert list(edges.columns) == graphs.CUSTOMER_EDGE_COLUMNS
     CustomerNetworkEdges.validate(edges, lazy=True)
 
 
 def test_top_k_ties_and_bucket_cutoff_keep_the_exact_ranking(monkeypatch):
     # Jaccard ties across different counts (1/2 = 2/4 = 3/6) and two buckets only, so the bucket cutoff
     # keeps many more candidates than top_k and the sort alone decides: still the brute-force pairs.
-    monkeypatch.setattr(network, "_JACCARD_BUCKETS", 2)
+    monkeypatch.setattr(graphs, "_JACCARD_BUCKETS", 2)
     lines = random_lines(300, 12, 30, seed=2)
     bought = holders_of(lines, "customer")
     jaccard = jaccard_pairs(bought, 1)
     assert len(set(jaccard.values())) < len(jaccard) / 3
     for top_k in (1, 3):
-        edges = network.customer_network_edges(make_cleaned(lines), min_shared_products=1, top_k=top_k)
+        edges = graphs.customer_network_edges(make_cleaned(lines), min_shared_products=1, top_k=top_k)
         assert set(zip(edges["source"], edges["target"], strict=True)) == kept_by_top_k(jaccard, top_k)
 
 
@@ -202,9 +202,9 @@ def test_affinities_match_a_pandas_self_join():
     lines = random_lines(200, 20, 15, seed=3)
     cleaned = make_cleaned(lines)
     for by, member, edges in [
-        ("stock_code", "invoice", network.product_network_edges(cleaned, min_shared_invoices=2,
+        ("stock_code", "invoice", graphs.product_network_edges(cleaned, min_shared_invoices=2,
                                                                 max_basket_size=None)),
-        ("customer_id", "stock_code", network.customer_network_edges(cleaned, min_shared_products=2,
+        ("customer_id", "stock_code", graphs.customer_network_edges(cleaned, min_shared_products=2,
                                                                      top_k=None)),
     ]:
         links = cleaned.dropna(subset=[by])[[by, member]].drop_duplicates()
@@ -237,23 +237,23 @@ def test_catalogue_wide_customer_is_no_longer_everyones_nearest_neighbour():
                4: [10, 11, 12, 13, 14, 15], 5: [10, 11, 12, 13, 14, 16]}
     lines = [(f"{customer}", f"P{p:02d}", customer) for customer, items in baskets.items() for p in items]
     cleaned = make_cleaned(lines)
-    candidates = network.customer_network_edges(cleaned, min_shared_products=5, top_k=None)
+    candidates = graphs.customer_network_edges(cleaned, min_shared_products=5, top_k=None)
     nearest_by_count = {
         node: min(((-row.shared_products, b if a == node else a) for row in candidates.itertuples()
                    for a, b in [(row.source, row.target)] if node in (a, b)))[1]
         for node in (2, 3, 4, 5)
     }
     assert nearest_by_count == {2: 1, 3: 1, 4: 1, 5: 1}
-    edges = network.customer_network_edges(cleaned, min_shared_products=5, top_k=1)
+    edges = graphs.customer_network_edges(cleaned, min_shared_products=5, top_k=1)
     # 2-3 and 4-5 are each other's nearest; 1 keeps one edge as its own nearest (a tie, smallest id).
     assert set(zip(edges["source"], edges["target"], strict=True)) == {(1, 2), (2, 3), (4, 5)}
     assert edges.set_index(["source", "target"])["weight"].to_dict() == {
         (1, 2): 6 / 20, (2, 3): 5 / 7, (4, 5): 5 / 7
     }
     by_count = candidates[candidates["source"] == 1].assign(weight=lambda f: f["shared_products"] * 1.0)
-    hub = network.centrality(by_count).set_index("node")["betweenness_centrality"]
+    hub = graphs.centrality(by_count).set_index("node")["betweenness_centrality"]
     assert hub[1] == 1.0  # the star: every path between two others runs through customer 1
-    assert network.centrality(edges).set_index("node")["betweenness_centrality"][1] == 0.0
+    assert graphs.centrality(edges).set_index("node")["betweenness_centrality"][1] == 0.0
 
 
 def test_best_seller_is_no_longer_every_products_nearest_neighbour():
@@ -261,13 +261,13 @@ def test_best_seller_is_no_longer_every_products_nearest_neighbour():
     # H is X's strongest neighbour (10 > 8); by Jaccard Y is (8/12 > 10/40), and lift says H is unrelated.
     lines = [(f"{k}", "H", None) for k in range(40)]
     lines += [(f"{k}", "X", None) for k in range(10)] + [(f"{k}", "Y", None) for k in range(2, 12)]
-    edges = network.product_network_edges(make_cleaned(lines), min_shared_invoices=5, max_basket_size=None)
+    edges = graphs.product_network_edges(make_cleaned(lines), min_shared_invoices=5, max_basket_size=None)
     by_pair = edges.set_index(["source", "target"])
     assert by_pair.loc[("H", "X"), "shared_invoices"] > by_pair.loc[("X", "Y"), "shared_invoices"]
     assert by_pair.loc[("H", "X"), "weight"] == 10 / 40 < by_pair.loc[("X", "Y"), "weight"] == 8 / 12
     assert by_pair.loc[("H", "X"), "lift"] == pytest.approx(1.0)
     assert by_pair.loc[("X", "Y"), "lift"] == pytest.approx(8 * 40 / (10 * 10))
-    nearest = network.product_network_edges(
+    nearest = graphs.product_network_edges(
         make_cleaned(lines), min_shared_invoices=5, top_k=1, max_basket_size=None
     )
     assert set(zip(nearest["source"], nearest["target"], strict=True)) == {("H", "X"), ("X", "Y")}
@@ -275,7 +275,7 @@ def test_best_seller_is_no_longer_every_products_nearest_neighbour():
 
 def test_customer_edges_ignore_guests():
     lines = [("1", "A", None), ("1", "B", None), ("2", "A", 7), ("2", "B", 7), ("3", "A", 8), ("3", "B", 8)]
-    edges = network.customer_network_edges(make_cleaned(lines), min_shared_products=2)
+    edges = graphs.customer_network_edges(make_cleaned(lines), min_shared_products=2)
     assert edges[["source", "target", "shared_products", "weight"]].to_dict("records") == [
         {"source": 7, "target": 8, "shared_products": 2, "weight": 1.0}
     ]
@@ -292,7 +292,7 @@ def _small_graph() -> pd.DataFrame:
 
 def test_small_graph_matches_networkx_with_exact_fractions():
     edges = _small_graph()
-    result = network.centrality(edges, backend="igraph")
+    result = graphs.centrality(edges, backend="igraph")
     graph = reference_graph(edges, lambda w: Fraction(1, int(w)))
     nodes = result["node"]
     np.testing.assert_allclose(
@@ -317,8 +317,8 @@ def test_medium_tie_heavy_graph_igraph_equals_networkx(seed):
     # 300 nodes, weights in {1, 2, 3, 4, 6}: sums like 1/2 + 1/6 == 1/3 + 1/3 tie exactly in theory but not
     # in floating point, so this graph separates exact tie handling from accidental agreement.
     edges = random_edges(300, 0.012, [1, 2, 3, 4, 6], seed=seed)
-    by_igraph = network.centrality(edges, backend="igraph", eigenvector_scope="component", communities=False)
-    by_networkx = network.centrality(
+    by_igraph = graphs.centrality(edges, backend="igraph", eigenvector_scope="component", communities=False)
+    by_networkx = graphs.centrality(
         edges, backend="networkx", eigenvector_scope="component", communities=False
     )
     nodes = by_igraph["node"]
@@ -354,7 +354,7 @@ def test_float_distances_without_rounding_match_the_plain_networkx_call():
     # Weights that are powers of two make 1 / w and its sums exact floats, so the textbook call with float
     # distances is itself exact and igraph must agree with it.
     edges = random_edges(150, 0.03, [1, 2, 4, 8], seed=4)
-    result = network.centrality(edges, communities=False)
+    result = graphs.centrality(edges, communities=False)
     graph = reference_graph(edges, lambda w: 1.0 / w)
     betweenness = nx.betweenness_centrality(graph, weight="distance", normalized=True)
     np.testing.assert_allclose(
@@ -372,7 +372,7 @@ def test_components_eigenvector_scope_and_communities():
         columns=["source", "target", "weight"],
     )
     for backend in ("igraph", "networkx"):
-        result = network.centrality(edges, backend=backend, random_state=3).set_index("node")
+        result = graphs.centrality(edges, backend=backend, random_state=3).set_index("node")
         assert result.loc["A0", "component"] == 0 and result.loc["C0", "component"] == 1
         assert result.loc["D0", "component"] == 2
         assert result.loc[["C0", "D0"], "eigenvector_centrality"].isna().all()
@@ -382,9 +382,9 @@ def test_components_eigenvector_scope_and_communities():
         assert len(set(communities[[f"A{i}" for i in range(5)]])) == 1
         assert communities["A1"] != communities["B1"]
         assert result.loc["A0", "betweenness_centrality"] > result.loc["A1", "betweenness_centrality"]
-        again = network.centrality(edges, backend=backend, random_state=3).set_index("node")
+        again = graphs.centrality(edges, backend=backend, random_state=3).set_index("node")
         pd.testing.assert_series_equal(communities, again["community"])
-        per_component = network.centrality(edges, backend=backend, eigenvector_scope="component").set_index(
+        per_component = graphs.centrality(edges, backend=backend, eigenvector_scope="component").set_index(
             "node"
         )
         assert per_component.loc["D0", "eigenvector_centrality"] == pytest.approx(1 / math.sqrt(2))
@@ -393,23 +393,23 @@ def test_components_eigenvector_scope_and_communities():
 
 def _count_worker_batches(monkeypatch) -> list[int]:
     """Force the multi-process betweenness on any graph size and record how many calls each batch sends."""
-    monkeypatch.setattr(network, "_PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(graphs, "_PARALLEL_MIN_WORK", 0)
     batches: list[int] = []
-    run = network._run_in_workers
+    run = graphs._run_in_workers
 
     def counting(calls):
         batches.append(len(calls))
         return run(calls)
 
-    monkeypatch.setattr(network, "_run_in_workers", counting)
+    monkeypatch.setattr(graphs, "_run_in_workers", counting)
     return batches
 
 
 def test_parallel_betweenness_equals_single_process_and_networkx(monkeypatch):
     edges = random_edges(300, 0.012, [1, 2, 3, 4, 6], seed=0)
-    single = network.centrality(edges, eigenvector_scope="component", communities=False, workers=1)
+    single = graphs.centrality(edges, eigenvector_scope="component", communities=False, workers=1)
     batches = _count_worker_batches(monkeypatch)
-    parallel = network.centrality(edges, eigenvector_scope="component", communities=False, workers=2)
+    parallel = graphs.centrality(edges, eigenvector_scope="component", communities=False, workers=2)
     assert batches == [2]
 
     pd.testing.assert_frame_equal(
@@ -429,17 +429,17 @@ def test_parallel_betweenness_equals_single_process_and_networkx(monkeypatch):
 
 def test_worker_failure_is_reported():
     with pytest.raises(RuntimeError, match="invalid literal"):
-        network._run_in_workers([functools.partial(int, "not a number")])
+        graphs._run_in_workers([functools.partial(int, "not a number")])
 
 
 @pytest.mark.parametrize("backend", ["igraph", "networkx"])
 def test_sampled_betweenness_with_every_node_as_pivot_is_exact(monkeypatch, backend):
     edges = _small_graph()
     n = 34
-    assert network.betweenness_sources(n, max_exact_nodes=0, pivots=n + 5) == n
+    assert graphs.betweenness_sources(n, max_exact_nodes=0, pivots=n + 5) == n
     if backend == "igraph":
         batches = _count_worker_batches(monkeypatch)
-    result = network.centrality(edges, backend=backend, communities=False, max_exact_nodes=0, pivots=n + 5)
+    result = graphs.centrality(edges, backend=backend, communities=False, max_exact_nodes=0, pivots=n + 5)
     if backend == "igraph":
         assert batches == [2]
     graph = reference_graph(edges, lambda w: Fraction(1, int(w)))
@@ -453,11 +453,11 @@ def test_sampled_betweenness_is_seeded_and_backend_independent():
     # Power-of-two weights: float and exact distances agree, so both backends count the same paths.
     edges = random_edges(150, 0.03, [1, 2, 4, 8], seed=4)
     options = {"communities": False, "max_exact_nodes": 100, "pivots": 40}
-    assert network.betweenness_sources(150, max_exact_nodes=100, pivots=40) == 40
-    first = network.centrality(edges, random_state=7, **options)["betweenness_centrality"]
-    again = network.centrality(edges, random_state=7, **options)["betweenness_centrality"]
-    other = network.centrality(edges, random_state=8, **options)["betweenness_centrality"]
-    by_networkx = network.centrality(edges, backend="networkx", random_state=7, **options)
+    assert graphs.betweenness_sources(150, max_exact_nodes=100, pivots=40) == 40
+    first = graphs.centrality(edges, random_state=7, **options)["betweenness_centrality"]
+    again = graphs.centrality(edges, random_state=7, **options)["betweenness_centrality"]
+    other = graphs.centrality(edges, random_state=8, **options)["betweenness_centrality"]
+    by_networkx = graphs.centrality(edges, backend="networkx", random_state=7, **options)
     pd.testing.assert_series_equal(first, again)
     assert not np.allclose(first, other)
     np.testing.assert_allclose(first, by_networkx["betweenness_centrality"], rtol=1e-12, atol=1e-15)
@@ -470,10 +470,10 @@ def test_sampled_betweenness_error_is_small_on_a_mid_size_graph():
     edges = pd.DataFrame(
         {"source": pairs[:, 0], "target": pairs[:, 1], "weight": rng.integers(1, 6, len(pairs))}
     )
-    exact = network.centrality(edges, communities=False)["betweenness_centrality"].to_numpy()
+    exact = graphs.centrality(edges, communities=False)["betweenness_centrality"].to_numpy()
 
     def sampled(pivots: int, seed: int) -> np.ndarray:
-        scores = network.centrality(
+        scores = graphs.centrality(
             edges, communities=False, max_exact_nodes=500, pivots=pivots, random_state=seed
         )
         return scores["betweenness_centrality"].to_numpy()
@@ -495,7 +495,7 @@ def test_jaccard_network_from_sets_igraph_equals_networkx_on_exact_fractions():
     # A small customer network whose shortest paths tie in exact fractions (checked below): the distance of
     # an edge is union / shared, computed here from the customers' product sets.
     lines = random_lines(80, 10, 40, seed=0)
-    edges = network.customer_network_edges(make_cleaned(lines), min_shared_products=2, top_k=4)
+    edges = graphs.customer_network_edges(make_cleaned(lines), min_shared_products=2, top_k=4)
     bought = holders_of(lines, "customer")
     graph = nx.Graph()
     for a, b in zip(edges["source"], edges["target"], strict=True):
@@ -519,8 +519,8 @@ def test_medium_fractional_weights_igraph_equals_networkx(seed):
 
 def _assert_backends_match_exact_reference(edges: pd.DataFrame, graph: nx.Graph) -> None:
     """Both backends against networkx on exact Fraction distances, on a graph where float distances tie."""
-    by_igraph = network.centrality(edges, backend="igraph", eigenvector_scope="component", communities=False)
-    by_networkx = network.centrality(
+    by_igraph = graphs.centrality(edges, backend="igraph", eigenvector_scope="component", communities=False)
+    by_networkx = graphs.centrality(
         edges, backend="networkx", eigenvector_scope="component", communities=False
     )
     nodes = by_igraph["node"]
@@ -549,29 +549,29 @@ def _assert_backends_match_exact_reference(edges: pd.DataFrame, graph: nx.Graph)
 )
 def test_weights_are_read_as_the_fractions_they_were_computed_from(expected):
     value = float(expected)
-    assert network._as_fraction(value) == expected
-    distance = network._exact_inverse(np.array([value, 2 * value, float(expected / 3)]))
+    assert graphs._as_fraction(value) == expected
+    distance = graphs._exact_inverse(np.array([value, 2 * value, float(expected / 3)]))
     assert distance[0] == 2 * distance[1] == distance[2] / 3
 
 
 def test_a_float_that_is_no_small_ratio_is_read_exactly():
-    assert network._as_fraction(math.pi) == Fraction(math.pi)
-    assert network._as_fraction(0.1 + 0.2) == Fraction(0.1 + 0.2) != Fraction(3, 10)
+    assert graphs._as_fraction(math.pi) == Fraction(math.pi)
+    assert graphs._as_fraction(0.1 + 0.2) == Fraction(0.1 + 0.2) != Fraction(3, 10)
 
 
 def test_betweenness_summary():
     star = pd.DataFrame({"source": ["H"] * 4, "target": ["A", "B", "C", "D"], "weight": [0.5] * 4})
-    assert network.betweenness_summary(network.centrality(star)) == {
+    assert graphs.betweenness_summary(graphs.centrality(star)) == {
         "betweenness_nonzero_fraction": 0.2, "betweenness_max": 1.0, "betweenness_max_node": "H",
         "betweenness_top_share": 1.0,
     }
     path = pd.DataFrame({"source": [1, 2, 3], "target": [2, 3, 4], "weight": [1.0, 1.0, 1.0]})
-    summary = network.betweenness_summary(network.centrality(path))
+    summary = graphs.betweenness_summary(graphs.centrality(path))
     assert summary["betweenness_nonzero_fraction"] == 0.5
     assert summary["betweenness_max"] == pytest.approx(2 / 3)
     assert summary["betweenness_max_node"] == "2" and summary["betweenness_top_share"] == pytest.approx(0.5)
     pair = pd.DataFrame({"source": ["A"], "target": ["B"], "weight": [1.0]})
-    assert network.betweenness_summary(network.centrality(pair))["betweenness_top_share"] == 0.0
+    assert graphs.betweenness_summary(graphs.centrality(pair))["betweenness_top_share"] == 0.0
 
 
 def _ranked_by_count(candidates: pd.DataFrame, count: str, top_k: int | None) -> pd.DataFrame:
@@ -590,17 +590,17 @@ def _ranked_by_count(candidates: pd.DataFrame, count: str, top_k: int | None) ->
 
 
 def test_real_betweenness_is_not_one_hub(real_cleaned):
-    customers_all = network.customer_network_edges(real_cleaned, top_k=None)
+    customers_all = graphs.customer_network_edges(real_cleaned, top_k=None)
     networks = {
-        "customers, Jaccard": network.customer_network_edges(real_cleaned),
+        "customers, Jaccard": graphs.customer_network_edges(real_cleaned),
         "customers, counts": _ranked_by_count(customers_all, "shared_products", 10),
-        "products, Jaccard": (products := network.product_network_edges(real_cleaned)),
+        "products, Jaccard": (products := graphs.product_network_edges(real_cleaned)),
         "products, counts": _ranked_by_count(products, "shared_invoices", None),
     }
     summaries = {}
     for name, edges in networks.items():
-        scores = network.centrality(edges, communities=False)
-        summaries[name] = {"nodes": len(scores), "edges": len(edges), **network.betweenness_summary(scores)}
+        scores = graphs.centrality(edges, communities=False)
+        summaries[name] = {"nodes": len(scores), "edges": len(edges), **graphs.betweenness_summary(scores)}
         print(name, summaries[name])  # before/after figures, shown with pytest -s
     after, before = summaries["customers, Jaccard"], summaries["customers, counts"]
     assert before["betweenness_max"] > 0.9 and before["betweenness_nonzero_fraction"] < 0.05
@@ -617,7 +617,7 @@ def test_real_betweenness_is_not_one_hub(real_cleaned):
 
 def test_customer_nodes_keep_integer_ids():
     edges = pd.DataFrame({"source": [1, 1, 2], "target": [2, 3, 3], "weight": [4, 2, 2]})
-    result = network.centrality(edges)
+    result = graphs.centrality(edges)
     assert result["node"].tolist() == [1, 2, 3]
     CustomerCentrality.validate(result, lazy=True)
 
@@ -633,22 +633,22 @@ def test_customer_nodes_keep_integer_ids():
 )
 def test_centrality_rejects_bad_edge_lists(edges, message):
     with pytest.raises(ValueError, match=message):
-        network.centrality(edges)
+        graphs.centrality(edges)
 
 
 def test_centrality_rejects_unknown_options():
     with pytest.raises(ValueError, match="backend"):
-        network.centrality(_small_graph(), backend="graph-tool")
+        graphs.centrality(_small_graph(), backend="graph-tool")
     with pytest.raises(ValueError, match="eigenvector_scope"):
-        network.centrality(_small_graph(), eigenvector_scope="all")
+        graphs.centrality(_small_graph(), eigenvector_scope="all")
     with pytest.raises(ValueError, match="workers"):
-        network.centrality(_small_graph(), workers=0)
+        graphs.centrality(_small_graph(), workers=0)
     with pytest.raises(ValueError, match="pivots"):
-        network.centrality(_small_graph(), max_exact_nodes=10, pivots=0)
+        graphs.centrality(_small_graph(), max_exact_nodes=10, pivots=0)
     with pytest.raises(ValueError, match="max_exact_nodes"):
-        network.betweenness_sources(10, max_exact_nodes=-1)
+        graphs.betweenness_sources(10, max_exact_nodes=-1)
     with pytest.raises(ValueError, match="block_size"):
-        network.customer_network_edges(make_cleaned([("1", "A", 7)]), block_size=0)
+        graphs.customer_network_edges(make_cleaned([("1", "A", 7)]), block_size=0)
 
 
 def test_edge_schema_rejects_unordered_pairs():
@@ -663,7 +663,7 @@ def test_edge_schema_rejects_unordered_pairs():
 
 def test_product_network_figure():
     edges = _small_graph()
-    result = network.centrality(edges)
+    result = graphs.centrality(edges)
     figure = product_network_figure(edges, result, top_n=10, descriptions={"K00": "INSTRUCTOR"})
     assert isinstance(figure, Figure)
     assert "top 10 products" in figure.axes[0].get_title()

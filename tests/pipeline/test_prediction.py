@@ -6,13 +6,14 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from pipeline import eda, plots_customers, prediction
-from pipeline.schemas_customers import (
+from pipeline.customers import plots, prediction
+from pipeline.customers.schemas import (
     CustomerFeatures,
     CustomerPredictions,
     PredictionEvaluation,
     PurchaseLabels,
 )
+from pipeline.eda import summaries
 from tests.pipeline.test_eda import warehouse_of
 
 
@@ -183,7 +184,7 @@ def test_evaluate_and_predict_reads_warehouse_tables_in_place():
         reason="cancellation",
     )
     with warehouse_of(cleaned, rejected) as con:
-        stored = prediction.evaluate_and_predict(*eda.warehouse_lines(con))
+        stored = prediction.evaluate_and_predict(*summaries.warehouse_lines(con))
     expected = prediction.evaluate_and_predict(cleaned, rejected)
     pd.testing.assert_frame_equal(stored[0], expected[0])
     pd.testing.assert_frame_equal(stored[1], expected[1])
@@ -226,7 +227,7 @@ def test_evaluation_schema_rejects_impossible_values(real_result):
 
 
 def test_calibration_figure_renders(real_result):
-    fig = plots_customers.calibration_figure(real_result[1])
+    fig = plots.calibration_figure(real_result[1])
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=40)
     assert buffer.getvalue().startswith(b"\x89PNG")

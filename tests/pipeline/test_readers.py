@@ -9,8 +9,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from pipeline import readers
-from pipeline.readers import RAW_COLUMNS, SourceFormatError
+from pipeline.sources import readers
+from pipeline.sources.readers import RAW_COLUMNS, SourceFormatError
 from tests.conftest import REAL_PARQUET, SAMPLE_CSV, SAMPLE_XLSX, require
 
 II_HEADER = [
@@ -233,7 +233,7 @@ def test_normalize_ignores_the_input_index_and_honours_first_row():
 
 def test_unknown_columns_are_ignored_and_reported(caplog):
     frame = pd.DataFrame(UCI_ROWS, columns=II_HEADER).assign(Discount=0.1, Notes="x")
-    with caplog.at_level(logging.WARNING, logger="pipeline.readers"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.sources.readers"):
         result = readers.normalize_frame(frame, source_file="f.csv", source_sheet=None)
     assert list(result.columns) == RAW_COLUMNS
     (message,) = result.attrs[readers.WARNINGS_ATTR]

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import baskets, plots_recommend, recommend, schemas_recommend
+from pipeline import plots_recommend, recommend, schemas_recommend
+from pipeline.baskets import basket_analysis
 
 
 def _lines(rows: list[tuple], descriptions: dict[str, str] | None = None) -> pd.DataFrame:
@@ -356,7 +357,7 @@ def _has_rule(rules: pd.DataFrame, antecedent: str, consequent: str) -> bool:
                for a, c in zip(rules["antecedents"], rules["consequents"], strict=True))
 
 
-MINING = baskets.RuleMining(min_support=0.02, min_confidence=0.5, min_lift=1.5, max_len=3)
+MINING = basket_analysis.RuleMining(min_support=0.02, min_confidence=0.5, min_lift=1.5, max_len=3)
 
 
 def test_rules_mined_at_fit_time_see_only_the_fitted_lines(shop):
@@ -373,7 +374,7 @@ def test_rules_mined_at_fit_time_see_only_the_fitted_lines(shop):
 def test_rules_component_mines_exactly_like_the_rules_table(shop):
     lines = _products_only(shop)
     fitted = recommend.RulesRecommender(mining=MINING).fit(lines)
-    table = baskets.rules_by_country(
+    table = basket_analysis.rules_by_country(
         lines, min_invoices=20, min_support=MINING.min_support, max_len=MINING.max_len,
         min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
     )
@@ -388,7 +389,7 @@ def test_evaluated_and_tuned_rules_are_the_served_rules(shop):
     products = _products_only(shop)
     cutoff = products["invoice_date"].max().normalize() + pd.Timedelta(days=1) - pd.DateOffset(months=2)
     lines = _planted(products, cutoff)
-    served = baskets.rules_by_country(
+    served = basket_analysis.rules_by_country(
         lines, min_invoices=20, min_support=MINING.min_support, max_len=MINING.max_len,
         min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
     )
@@ -396,7 +397,7 @@ def test_evaluated_and_tuned_rules_are_the_served_rules(shop):
                                               mining=MINING)
     test_cutoff = tables.evaluation["cutoff_date"].iloc[0]
     assert test_cutoff == cutoff
-    pre_cutoff = baskets.rules_by_country(
+    pre_cutoff = basket_analysis.rules_by_country(
         lines[lines["invoice_date"] < test_cutoff], min_invoices=20, min_support=MINING.min_support,
         max_len=MINING.max_len, min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
     )

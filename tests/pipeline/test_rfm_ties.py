@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import customers
+from pipeline.customers import rfm_segments
 from tests.pipeline.test_customers import purchases
 
 
@@ -27,7 +27,7 @@ def tied_values(n: int, seed: int) -> pd.Series:
 @pytest.mark.parametrize("n", [1, 2, 5, 7, 11, 97, 1000])
 def test_scores_equal_the_reference_and_respect_ties(n, seed, higher_is_better):
     values = tied_values(n, seed)
-    scores = customers.quintile_score(values, higher_is_better=higher_is_better)
+    scores = rfm_segments.quintile_score(values, higher_is_better=higher_is_better)
     pd.testing.assert_series_equal(scores, reference_scores(values, higher_is_better=higher_is_better))
     assert scores.between(1, 5).all()
     # Equal values get equal scores; a better value never gets a lower one (all pairs).
@@ -44,24 +44,24 @@ def test_scores_equal_the_reference_and_respect_ties(n, seed, higher_is_better):
 def test_equal_values_get_equal_scores_by_hand():
     # Six customers, four of them tied on the lowest value: all four score 1, then ranks 5 and 6 (of 6).
     values = pd.Series([3.0, 1.0, 1.0, 2.0, 1.0, 1.0], index=[10, 11, 12, 13, 14, 15])
-    assert customers.quintile_score(values).to_dict() == {10: 5, 11: 1, 12: 1, 13: 4, 14: 1, 15: 1}
-    assert customers.quintile_score(pd.Series([7.0] * 5)).tolist() == [1] * 5
+    assert rfm_segments.quintile_score(values).to_dict() == {10: 5, 11: 1, 12: 1, 13: 4, 14: 1, 15: 1}
+    assert rfm_segments.quintile_score(pd.Series([7.0] * 5)).tolist() == [1] * 5
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_row_order_and_index_do_not_matter(seed):
     values = tied_values(200, seed)
-    scores = customers.quintile_score(values)
+    scores = rfm_segments.quintile_score(values)
     order = np.random.default_rng(seed).permutation(len(values))
     shuffled = values.iloc[order].set_axis(values.index[order] + 1_000)
-    again = customers.quintile_score(shuffled)
+    again = rfm_segments.quintile_score(shuffled)
     assert (again.to_numpy() == scores.to_numpy()[order]).all()
 
 
 def test_missing_values_are_refused():
     with pytest.raises(ValueError, match="missing"):
-        customers.quintile_score(pd.Series([1.0, np.nan]))
-    assert customers.quintile_score(pd.Series([], dtype="float64")).empty
+        rfm_segments.quintile_score(pd.Series([1.0, np.nan]))
+    assert rfm_segments.quintile_score(pd.Series([], dtype="float64")).empty
 
 
 def random_purchases(n_customers: int, seed: int) -> pd.DataFrame:
@@ -78,13 +78,13 @@ def random_purchases(n_customers: int, seed: int) -> pd.DataFrame:
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_relabelling_customer_ids_leaves_every_customers_scores_unchanged(seed):
     lines = random_purchases(60, seed)
-    before = customers.rfm_table(lines).set_index("customer_id")
+    before = rfm_segments.rfm_table(lines).set_index("customer_id")
     # Give every customer another id, in a shuffled order: a tie-break on ids would move tied customers.
     rng = np.random.default_rng(100 + seed)
     ids = before.index.to_numpy()
     new_ids = dict(zip(ids, rng.permutation(ids) * 7 + 1_000, strict=True))
     relabelled = lines.assign(customer_id=lines["customer_id"].map(new_ids).astype("Int64"))
-    after = customers.rfm_table(relabelled).set_index("customer_id")
+    after = rfm_segments.rfm_table(relabelled).set_index("customer_id")
     after.index = after.index.map({new: old for old, new in new_ids.items()})
     after = after.loc[before.index]
     columns = ["recency_days", "frequency", "monetary", "r_score", "f_score", "m_score", "rfm_score"]
@@ -97,7 +97,7 @@ def test_tied_customers_share_a_segment():
     # Customers 1-4 are indistinguishable (one invoice of 10 on the same day); customer 5 buys more, later.
     rows = [(c, f"i{c}", "2010-12-01 10:00", 10.0) for c in (4, 2, 3, 1)]
     rows += [(5, "i5", "2010-12-05 10:00", 50.0), (5, "j5", "2010-12-06 10:00", 50.0)]
-    rfm = customers.rfm_table(purchases(rows)).set_index("customer_id")
+    rfm = rfm_segments.rfm_table(purchases(rows)).set_index("customer_id")
     tied = rfm.loc[[1, 2, 3, 4]]
     assert (tied["rfm_score"] == "111").all() and (tied["segment"] == tied["segment"].iloc[0]).all()
     assert rfm.loc[5, "rfm_score"] == "555"

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import schemas_baskets as sb
+from pipeline.baskets import schemas as sb
 
 ITEMS = ["A", "B", "C", "85123A", "é", "b", "", None, 3]
 

@@ -10,26 +10,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import customers, sql_validation, synthetic
-from pipeline.cleaning import clean
-from pipeline.readers import normalize_frame
-from pipeline.schemas import CleanedTransactions, RawInvoices, RejectedRows
-from pipeline.schemas_baskets import (
-    AssociationRules,
-    FrequentItemsets,
-    ProductCentrality,
-    ProductNetworkEdges,
-)
-from pipeline.schemas_customers import CustomerRfm, SegmentSummary
+from pipeline.baskets.schemas import AssociationRules, FrequentItemsets
+from pipeline.customers import rfm_segments
+from pipeline.customers.schemas import CustomerRfm, SegmentSummary
+from pipeline.network.schemas import ProductCentrality, ProductNetworkEdges
 from pipeline.schemas_recommend import CustomerFactors, ExplainedVariance, Recommendations
+from pipeline.sources import synthetic
+from pipeline.sources.readers import normalize_frame
+from pipeline.staging.cleaning import clean
+from pipeline.staging.schemas import CleanedTransactions, RawInvoices, RejectedRows
+from pipeline.warehouse import validation
 
 
-def both_routes(frame: pd.DataFrame, model) -> tuple[sql_validation.TableValidation, ...]:
+def both_routes(frame: pd.DataFrame, model) -> tuple[validation.TableValidation, ...]:
     """Validate ``frame`` once stored: by Pandera on the loaded table, and by the SQL route."""
     with duckdb.connect() as conn:
-        sql_validation.store_frame(conn, frame, "main", "t")
-        reference = sql_validation.validate_frame(sql_validation.load_table(conn, "main", "t"), model)
-        report = sql_validation.validate_table(conn, "main", "t", model)
+        validation.store_frame(conn, frame, "main", "t")
+        reference = validation.validate_frame(validation.load_table(conn, "main", "t"), model)
+        report = validation.validate_table(conn, "main", "t", model)
     return reference, report
 
 
@@ -41,7 +39,7 @@ def _label(value) -> str:
     return str(value)
 
 
-def cases(report: sql_validation.TableValidation) -> list[tuple[str, ...]]:
+def cases(report: validation.TableValidation) -> list[tuple[str, ...]]:
     """Failure cases as sorted text tuples (dtype quirks of concatenated case frames removed)."""
     if report.passed:
         return []
@@ -50,7 +48,7 @@ def cases(report: sql_validation.TableValidation) -> list[tuple[str, ...]]:
     return sorted(tuple(_label(v) for v in row) for row in rows)
 
 
-def assert_same(frame: pd.DataFrame, model, *, route: str | None = None) -> sql_validation.TableValidation:
+def assert_same(frame: pd.DataFrame, model, *, route: str | None = None) -> validation.TableValidation:
     reference, report = both_routes(frame, model)
     assert report.passed == reference.passed
     assert cases(report) == cases(reference)
@@ -69,9 +67,9 @@ def staging() -> dict[str, pd.DataFrame]:
     lines = synthetic.generate_frame(4_000, random_state=3)
     raw = normalize_frame(lines, source_file="s.csv", source_sheet=None)
     result = clean(raw)
-    rfm = customers.rfm_table(result.cleaned)
+    rfm = rfm_segments.rfm_table(result.cleaned)
     return {"raw": raw, "cleaned": result.cleaned, "rejected": result.rejected, "rfm": rfm,
-            "segments": customers.segment_summary(rfm)}
+            "segments": rfm_segments.segment_summary(rfm)}
 
 
 def _rules() -> pd.DataFrame:
@@ -250,8 +248,8 @@ def test_corrupted_tables_fail_with_pandera_cases(good, case):
 def test_repeated_lists_are_judged_once_per_distinct_list(good, monkeypatch):
     rules = pd.concat([good["rules"]] * 8, ignore_index=True).assign(rule_id=range(40))
     mapped = []
-    original = sql_validation._SqlRoute._rows_with_values
-    monkeypatch.setattr(sql_validation._SqlRoute, "_rows_with_values",
+    original = validation._SqlRoute._rows_with_values
+    monkeypatch.setattr(validation._SqlRoute, "_rows_with_values",
                         lambda self, *args: mapped.append(args[0].name) or original(self, *args))
     assert_same(rules, AssociationRules, route="sql")
     first = rules["antecedents"].map(tuple) == ("A",)
@@ -268,12 +266,12 @@ def test_repeated_lists_are_judged_once_per_distinct_list(good, monkeypatch):
 def test_rows_are_named_by_position_after_in_place_edits(good):
     # a row deleted or moved in place leaves row ids that are no longer positions; reports use positions
     with duckdb.connect() as conn:
-        sql_validation.store_frame(conn, pd.concat([good["rules"]] * 2, ignore_index=True), "main", "t")
+        validation.store_frame(conn, pd.concat([good["rules"]] * 2, ignore_index=True), "main", "t")
         conn.execute("DELETE FROM main.t WHERE rowid IN (0, 6)")
         conn.execute("UPDATE main.t SET antecedents = ['Z', 'A'], confidence = 1.5 WHERE rowid = 3")
-        loaded = sql_validation.load_table(conn, "main", "t")
-        reference = sql_validation.validate_frame(loaded, AssociationRules)
-        report = sql_validation.validate_table(conn, "main", "t", AssociationRules)
+        loaded = validation.load_table(conn, "main", "t")
+        reference = validation.validate_frame(loaded, AssociationRules)
+        report = validation.validate_table(conn, "main", "t", AssociationRules)
     assert report.route == "sql" and not report.passed
     assert cases(report) == cases(reference)
     assert list(report.failing_rows.index) == list(reference.failing_rows.index)
@@ -344,15 +342,15 @@ def test_random_corruptions_give_the_same_report(good, table):
 def test_declared_check_columns_name_dataframe_checks_and_model_columns():
     for model in MODELS.values():
         schema = model.to_schema()
-        declared = getattr(model, sql_validation.CHECK_COLUMNS_ATTRIBUTE, {})
+        declared = getattr(model, validation.CHECK_COLUMNS_ATTRIBUTE, {})
         assert set(declared) <= {check.name for check in schema.checks}
         assert all(set(columns) <= set(schema.columns) for columns in declared.values())
 
 
 def test_loaded_lists_match_the_io_manager_representation(good):
     with duckdb.connect() as conn:
-        sql_validation.store_frame(conn, good["rules"], "main", "t")
+        validation.store_frame(conn, good["rules"], "main", "t")
         direct = conn.sql("SELECT antecedents FROM main.t").df()["antecedents"]
-        arrow = sql_validation._load(conn, '"main"."t"', ["antecedents"], arrow_columns=["antecedents"])
+        arrow = validation._load(conn, '"main"."t"', ["antecedents"], arrow_columns=["antecedents"])
     pairs = zip(direct, arrow["antecedents"], strict=True)
     assert all(type(a) is type(b) and a.dtype == b.dtype and list(a) == list(b) for a, b in pairs)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from pipeline import fingerprints, synthetic
+from pipeline.sources import fingerprints, synthetic
 
 REAL_PARQUET = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"

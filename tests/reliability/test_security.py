@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from assets import ingest
-from pipeline import download, marts
-from pipeline.readers import SourceFormatError
+from pipeline.sources import download
+from pipeline.sources.readers import SourceFormatError
+from pipeline.warehouse import marts
 from resources import InvoiceSource, Warehouse, WarehouseIOManager
 from tests.reliability.helpers import REPO_ROOT, checksums
 

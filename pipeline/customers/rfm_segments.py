@@ -2,7 +2,7 @@ r"""RFM scores and rule-based customer segments.
 
 What belongs here: the per-customer recency / frequency / monetary table, its 1-5 quintile scores, the
 segment rule table and the per-segment summary with marketing actions. Model-based grouping lives in
-``pipeline.clustering``; purchase prediction in ``pipeline.prediction``.
+``pipeline.customers.clustering``; purchase prediction in ``pipeline.customers.prediction``.
 
 Scores. Each of R, F and M is scored 1-5, 5 best (most recent, most invoices, most spend), from the metric
 alone: customers are ranked with ties sharing the lowest rank of their group (``rank(method="min")``, SQL's
@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.eda import Lines, invoice_date_range, product_cancellations, query_frames
+from pipeline.eda.summaries import Lines, invoice_date_range, product_cancellations, query_frames
 
 SEGMENT_RULES: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = (
     # (segment, inclusive R-score range, inclusive FM-score range); the ranges tile the 5 x 5 grid.
@@ -140,7 +140,7 @@ def default_reference_date(cleaned: Lines) -> pd.Timestamp:
     """Return the day after the last invoice date in ``cleaned`` (midnight).
 
     Args:
-        cleaned: ``staging.cleaned_transactions`` (a DataFrame or a ``pipeline.eda.StoredTable``).
+        cleaned: ``staging.cleaned_transactions`` (a DataFrame or a ``pipeline.eda.summaries.StoredTable``).
 
     Returns:
         ``max(invoice_date).normalize() + 1 day``.
@@ -161,7 +161,7 @@ def rfm_table(
     counts distinct invoices, ``monetary`` sums line revenue (rounded to pence). ``tenure_days`` counts days
     from the first purchase date to the reference date (the customer's age), ``avg_basket_value`` is
     ``monetary / frequency`` and ``returns_value`` is the value of the customer's product cancellations
-    (see ``pipeline.eda``), or missing when ``rejected`` is not given.
+    (see ``pipeline.eda.summaries``), or missing when ``rejected`` is not given.
 
     Args:
         cleaned: ``staging.cleaned_transactions``; guest lines (missing ``customer_id``) are ignored.

@@ -18,7 +18,11 @@ import duckdb
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pipeline import plots_baskets, plots_customers, plots_recommend
+from pipeline import plots_recommend
+from pipeline.baskets import plots as basket_plots
+from pipeline.customers import plots as customer_plots
+from pipeline.eda import plots as eda_plots
+from pipeline.network import plots as network_plots
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("overview", "Headline numbers"),
@@ -315,11 +319,11 @@ def _eda(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
         [
             _paragraph(text),
             _figure(
-                plots("monthly_sales", lambda: plots_customers.monthly_sales_figure(monthly)),
+                plots("monthly_sales", lambda: eda_plots.monthly_sales_figure(monthly)),
                 "Monthly revenue and average basket, new vs returning customers, cancellation rate.",
             ),
             _figure(
-                plots("country_sales", lambda: plots_customers.country_sales_figure(countries)),
+                plots("country_sales", lambda: eda_plots.country_sales_figure(countries)),
                 "Revenue by country (log scale) with each country's share.",
             ),
             "<h3>Top products by revenue</h3>",
@@ -335,7 +339,7 @@ def _eda(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
                 },
             ),
             _figure(
-                plots("cohort_retention", lambda: plots_customers.cohort_heatmap_figure(data["cohorts"])),
+                plots("cohort_retention", lambda: eda_plots.cohort_heatmap_figure(data["cohorts"])),
                 "Share of each monthly acquisition cohort buying again in later months.",
             ),
         ]
@@ -358,13 +362,13 @@ def _rfm(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
         [
             _paragraph(text),
             _figure(
-                plots("rfm_distributions", lambda: plots_customers.rfm_distributions_figure(data["rfm"])),
+                plots("rfm_distributions", lambda: customer_plots.rfm_distributions_figure(data["rfm"])),
                 "Distributions of recency, frequency and monetary value, and segment sizes.",
             ),
             _figure(
                 plots(
                     "segment_summary",
-                    lambda: plots_customers.segment_summary_figure(data["segment_summary"]),
+                    lambda: customer_plots.segment_summary_figure(data["segment_summary"]),
                 ),
                 "Each segment's share of customers and of revenue.",
             ),
@@ -404,7 +408,7 @@ def _clusters(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
             _figure(
                 plots(
                     "model_selection",
-                    lambda: plots_customers.model_selection_figure(
+                    lambda: customer_plots.model_selection_figure(
                         data["model_selection"], chosen_k=k or None
                     ),
                 ),
@@ -413,7 +417,7 @@ def _clusters(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
             _figure(
                 plots(
                     "cluster_scatter",
-                    lambda: plots_customers.cluster_scatter_figure(data["rfm"], data["clusters"], profiles),
+                    lambda: customer_plots.cluster_scatter_figure(data["rfm"], data["clusters"], profiles),
                 ),
                 "Customers by recency, frequency and spend, coloured by k-means cluster.",
             ),
@@ -456,7 +460,7 @@ def _predictions(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
             _paragraph(text),
             _table(table, columns),
             _figure(
-                plots("calibration", lambda: plots_customers.calibration_figure(evaluation)),
+                plots("calibration", lambda: customer_plots.calibration_figure(evaluation)),
                 "Calibration of the purchase probability on the holdout window.",
             ),
             "<h3>Customers with the highest expected value</h3>",
@@ -490,7 +494,7 @@ def _rules(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
         [
             _paragraph(text),
             _figure(
-                plots("rules_scatter", lambda: plots_baskets.rules_scatter(rules)),
+                plots("rules_scatter", lambda: basket_plots.rules_scatter(rules)),
                 "Rules by support and confidence, coloured by lift (all countries).",
             ),
             "<h3>Strongest rules</h3>",
@@ -537,7 +541,7 @@ def _network(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
             _figure(
                 plots(
                     "product_network",
-                    lambda: plots_baskets.product_network_figure(
+                    lambda: network_plots.product_network_figure(
                         edges, centrality, descriptions=descriptions
                     ),
                 ),

@@ -4,8 +4,8 @@ What belongs here: the generator that stands in for the real workbook when it is
 scale runs). It yields raw lines exactly as the readers would produce them from the UCI files, quirks
 included: cancellations, bad-debt adjustments, guest checkouts, service stock codes, exact duplicates,
 zero-price write-offs and missing descriptions. What does not belong here: reading or cleaning real files
-(``pipeline.readers``, ``pipeline.cleaning``) and measuring how real the output is
-(``pipeline.fingerprints``).
+(``pipeline.sources.readers``, ``pipeline.staging.cleaning``) and measuring how real the output is
+(``pipeline.sources.fingerprints``).
 
 How the stream is built. Small state is drawn once: a product catalogue organised in themed families
 (colour variants of one item, or one theme over several items), a customer table (country, basket size,
@@ -23,7 +23,7 @@ so the concatenated stream is identical for any ``chunk_lines``. Memory therefor
 block and the small state, whatever ``n_lines`` is.
 
 Rates and distributions are calibrated on the real sheet "Year 2009-2010" (see
-``/work/shared/docs/dataset.md`` and ``pipeline.fingerprints``); the constants below say where they come
+``/work/shared/docs/dataset.md`` and ``pipeline.sources.fingerprints``); the constants below say where they come
 from.
 """
 
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from pipeline.readers import EXPECTED_HEADER
+from pipeline.sources.readers import EXPECTED_HEADER
 
 RAW_COLUMNS = list(EXPECTED_HEADER)
 

@@ -3,7 +3,7 @@
 What belongs here: finding source files, parsing each format, mapping the two Online Retail header
 variants onto snake_case names, vectorized type normalization, and lineage columns (``source_file``,
 ``source_sheet``, ``source_row``). What does not: business rules such as cancellations, non-product
-codes, duplicates or non-positive quantities (``pipeline.cleaning``), and anything Dagster.
+codes, duplicates or non-positive quantities (``pipeline.staging.cleaning``), and anything Dagster.
 
 The raw contract (``RAW_COLUMNS``) keeps every data row. Values that cannot be parsed become missing
 (``<NA>``, ``NaN`` or ``NaT``) in the typed column so that the cleaning step can reject the row with a
@@ -12,7 +12,7 @@ comma (``"1,50"``) becomes missing rather than being coerced, because the same f
 comma as a thousands separator and a silent misreading would change revenue.
 
 Non-fatal findings (ignored extra columns, skipped sheets, skipped blank rows) are logged on the
-``pipeline.readers`` logger and listed in ``frame.attrs["reader_warnings"]`` of the returned frame.
+``pipeline.sources.readers`` logger and listed in ``frame.attrs["reader_warnings"]`` of the returned frame.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import python_calamine
 
-from pipeline.cleaning import RAW_COLUMNS
+from pipeline.staging.cleaning import RAW_COLUMNS
 
 logger = logging.getLogger(__name__)
 

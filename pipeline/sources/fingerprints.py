@@ -1,9 +1,9 @@
 """Fingerprints: summary numbers that say whether raw invoice lines look like Online Retail II.
 
 What belongs here: ``fingerprint`` (a flat dict of shares and quantiles computed on the raw UCI layout,
-for the real workbook and for ``pipeline.synthetic`` output alike), the tolerances within which a
+for the real workbook and for ``pipeline.sources.synthetic`` output alike), the tolerances within which a
 synthetic data set counts as faithful, and ``compare_fingerprints``. What does not belong here: cleaning
-(``pipeline.cleaning``) or generating data (``pipeline.synthetic``).
+(``pipeline.staging.cleaning``) or generating data (``pipeline.sources.synthetic``).
 
 Every fingerprint is a plain float so that results can be stored as asset metadata or compared in tests.
 Shares are fractions of lines (0-1) unless the name says otherwise.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline.readers import EXPECTED_HEADER as _RAW_COLUMNS
+from pipeline.sources.readers import EXPECTED_HEADER as _RAW_COLUMNS
 
 _PRODUCT_CODE = r"^\d{5}"  # product codes start with five digits; service codes (POST, M, gift_...) do not
 _SUFFIX_CODE = r"^\d{5}[A-Za-z]+$"

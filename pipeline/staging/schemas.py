@@ -11,7 +11,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from pipeline.cleaning import REASONS, is_non_product_code
+from pipeline.staging.cleaning import REASONS, is_non_product_code
 
 PRODUCT_CODE_PATTERN = r"^[0-9A-Z]{3,12}$"
 

@@ -2,11 +2,11 @@
 
 What belongs here: pure functions that turn ``staging.cleaned_transactions`` (and, where returns matter,
 ``staging.rejected_rows``) into small descriptive tables, and :func:`query_frames`, which runs their SQL
-(and that of ``pipeline.customers`` and ``pipeline.prediction``) where the lines are: on a fresh in-memory
+(and that of ``pipeline.customers.rfm_segments`` and ``pipeline.customers.prediction``) where the lines are: on a fresh in-memory
 DuckDB connection over pandas frames, or inside the warehouse when the lines are given as
 :class:`StoredTable`, so that assets never copy a million warehouse lines into pandas only to group them.
-What does not belong here: customer scoring (``pipeline.customers``), models (``pipeline.clustering``,
-``pipeline.prediction``) and figures (``pipeline.plots_customers``).
+What does not belong here: customer scoring (``pipeline.customers.rfm_segments``), models (``pipeline.customers.clustering``,
+``pipeline.customers.prediction``) and figures (``pipeline.customers.plots``).
 
 Returns are the rejected lines with ``reason == "cancellation"`` (invoice starting with ``C``, negative
 quantity). Only cancellations of *products* count as returns: a cancelled line counts when its stock code

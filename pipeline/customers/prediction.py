@@ -2,7 +2,7 @@
 
 What belongs here: point-in-time customer features, the labels of a future window, the hurdle model
 (purchase probability x expected revenue given a purchase), its baselines and the long evaluation table.
-Descriptive RFM lives in ``pipeline.customers``; figures in ``pipeline.plots_customers``.
+Descriptive RFM lives in ``pipeline.customers.rfm_segments``; figures in ``pipeline.customers.plots``.
 
 Timeline, with ``R`` the reference date (default: the day after the last invoice date), ``h`` the horizon
 and ``s`` the window step (30 days):
@@ -43,8 +43,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from pipeline.eda import Lines, invoice_date_range, product_cancellations, query_frames
-from pipeline.schemas_customers import CustomerPredictions, PredictionEvaluation
+from pipeline.customers.schemas import CustomerPredictions, PredictionEvaluation
+from pipeline.eda.summaries import Lines, invoice_date_range, product_cancellations, query_frames
 
 UK = "United Kingdom"
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -235,7 +235,7 @@ def build_features(
       consecutive purchase dates; missing with a single purchase date.
     - ``avg_basket_value``: ``monetary / frequency``. ``avg_lines_per_invoice``: lines per invoice.
     - ``distinct_products``: distinct stock codes bought.
-    - ``return_rate``: value of product cancellations before ``as_of`` (see ``pipeline.eda``) over
+    - ``return_rate``: value of product cancellations before ``as_of`` (see ``pipeline.eda.summaries``) over
       ``monetary``; can exceed 1 when older purchases are returned.
     - ``spend_last_90d`` / ``invoices_last_90d``: revenue and invoices in the last ``recent_days`` days;
       ``spend_last_90d_share`` is that revenue over ``monetary``.

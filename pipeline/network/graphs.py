@@ -2,7 +2,7 @@
 
 What belongs here: pure scipy/igraph/networkx code that turns ``staging.cleaned_transactions`` into edge
 lists (``source``, ``target``, ``weight``...) and scores the nodes of such an edge list. Frequent itemsets
-and rules live in ``pipeline.baskets``, figures in ``pipeline.plots_baskets``; nothing here imports dagster.
+and rules live in ``pipeline.baskets.basket_analysis``, figures in ``pipeline.network.plots``; nothing here imports dagster.
 
 Edges are computed with sparse matrix products of binary incidence matrices, never Python loops over pairs.
 An edge's ``weight`` is an affinity, not a count: the Jaccard index of the two nodes' sets (invoices holding
@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.baskets import DEFAULT_MAX_BASKET_SIZE, basket_matrix
+from pipeline.baskets.basket_analysis import DEFAULT_MAX_BASKET_SIZE, basket_matrix
 
 PRODUCT_EDGE_COLUMNS: list[str] = ["source", "target", "weight", "shared_invoices", "lift", "jaccard"]
 CUSTOMER_EDGE_COLUMNS: list[str] = ["source", "target", "weight", "shared_products", "jaccard"]
@@ -129,7 +129,7 @@ def product_network_edges(
 
     The pair counts are the off-diagonal entries of ``X.T @ X`` for the binary invoice x product matrix
     ``X``, computed in blocks of products (see :func:`customer_network_edges`). Giant wholesale baskets are
-    left out as in itemset mining (``pipeline.baskets``), since each of them would add an edge between
+    left out as in itemset mining (``pipeline.baskets.basket_analysis``), since each of them would add an edge between
     every two of its hundreds of products. A pair is kept when it shares at least ``min_shared_invoices``
     invoices (statistical support) and, with ``top_k``, is among the ``top_k`` highest-Jaccard pairs of
     one of its products.

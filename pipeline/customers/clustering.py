@@ -2,8 +2,8 @@
 
 What belongs here: the clustering feature matrix, the model-selection table and the rule that picks the
 number of clusters, the final fit with deterministic cluster numbers and readable names, and the cross
-tabulation against the rule-based RFM segments. The RFM table itself comes from ``pipeline.customers``;
-figures live in ``pipeline.plots_customers``.
+tabulation against the rule-based RFM segments. The RFM table itself comes from ``pipeline.customers.rfm_segments``;
+figures live in ``pipeline.customers.plots``.
 
 Features. ``log1p`` of recency days, frequency and monetary value, each standardised to mean 0 and
 standard deviation 1. The logs tame the heavy right tails (a few wholesale accounts spend hundreds of times

@@ -2,7 +2,7 @@
 
 What belongs here: fetching the official zip over HTTP(S) with size, type and checksum guards, the
 local cache, and safe extraction of the ``.xlsx`` member. What does not: parsing the workbook
-(``pipeline.readers``) and anything Dagster.
+(``pipeline.sources.readers``) and anything Dagster.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Incremental assembly of the raw invoice table from source parts.
 
 Belongs here: deciding which parts of the source are new or changed, and combining freshly parsed lines with
-lines kept from the previous ingest. Not here: parsing (``pipeline.readers``) or warehouse access (the caller
+lines kept from the previous ingest. Not here: parsing (``pipeline.sources.readers``) or warehouse access (the caller
 passes callables, so this module stays free of I/O and is testable with plain frames).
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.cleaning import RAW_COLUMNS
+from pipeline.staging.cleaning import RAW_COLUMNS
 
 MANIFEST_COLUMNS = ["source_file", "fingerprint", "rows", "ingested_at"]
 

@@ -1,6 +1,6 @@
 """Split raw invoice lines into sales lines fit for analysis and rejected lines with a reason.
 
-Belongs here: the cleaning rules and their order. Not here: reading files (``pipeline.readers``) or anything
+Belongs here: the cleaning rules and their order. Not here: reading files (``pipeline.sources.readers``) or anything
 that knows about Dagster. Nothing is dropped: every raw line ends up in exactly one of the two outputs, and the
 lineage columns (``source_file``, ``source_sheet``, ``source_row``) let anyone trace it back to its file.
 """

@@ -1,7 +1,7 @@
 """Pandera models for the customer-analytics tables (EDA, RFM, clusters, predictions).
 
-What belongs here: one ``DataFrameModel`` per table produced by ``pipeline.eda``, ``pipeline.customers``,
-``pipeline.clustering`` and ``pipeline.prediction``, with column types, ranges, uniqueness, nullability and
+What belongs here: one ``DataFrameModel`` per table produced by ``pipeline.eda.summaries``, ``pipeline.customers.rfm_segments``,
+``pipeline.customers.clustering`` and ``pipeline.customers.prediction``, with column types, ranges, uniqueness, nullability and
 the cross-column rules each table guarantees. Models are strict (no extra columns) and coerce types, so
 they double as the column contract of each table. No transformation logic lives here.
 """
@@ -13,7 +13,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from pipeline.customers import SEGMENTS, assign_segment
+from pipeline.customers.rfm_segments import SEGMENTS, assign_segment
 
 _TOL = 1e-6
 _MODELS = ("kmeans", "gmm")

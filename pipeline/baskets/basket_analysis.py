@@ -1,8 +1,8 @@
 """Market-basket analysis: basket matrices, frequent itemsets, association rules and product bundles.
 
 What belongs here: pure pandas/numpy/scipy logic (and the mlxtend miners as alternatives) that turns
-``staging.cleaned_transactions`` into itemset, rule and bundle tables (see ``pipeline.schemas_baskets``).
-Product co-purchase *graphs* live in ``pipeline.network`` and figures in ``pipeline.plots_baskets``; nothing
+``staging.cleaned_transactions`` into itemset, rule and bundle tables (see ``pipeline.baskets.schemas``).
+Product co-purchase *graphs* live in ``pipeline.network.graphs`` and figures in ``pipeline.baskets.plots``; nothing
 here imports dagster.
 
 Conventions shared by every function in this module:

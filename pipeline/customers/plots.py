@@ -1,7 +1,7 @@
 """Matplotlib figures for the customer-analytics tables.
 
-What belongs here: functions that take the tables of ``pipeline.eda``, ``pipeline.customers``,
-``pipeline.clustering`` and ``pipeline.prediction`` and return a ``matplotlib.figure.Figure``. Figures are
+What belongs here: functions that take the tables of ``pipeline.customers.rfm_segments``,
+``pipeline.customers.clustering`` and ``pipeline.customers.prediction`` and return a matplotlib ``Figure``. Figures are
 built on the Agg canvas without ``pyplot``, so nothing touches global figure state and the functions are
 safe in worker processes; callers save them with ``fig.savefig(...)``. No aggregation of raw transactions
 happens here: every figure draws a table that is already computed.
@@ -11,122 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipeline.customers import SEGMENTS
+from pipeline.common.figures import new_figure
+from pipeline.customers.rfm_segments import SEGMENTS
 
 _GBP = "GBP"
-
-
-def _figure(width: float, height: float) -> Figure:
-    """A figure with constrained layout, attached to an Agg canvas."""
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def monthly_sales_figure(monthly: pd.DataFrame) -> Figure:
-    """Plot monthly revenue, new versus returning customers and the cancellation rate.
-
-    Args:
-        monthly: Output of ``eda.monthly_sales``.
-
-    Returns:
-        A figure with three stacked panels sharing the month axis.
-    """
-    fig = _figure(10, 8)
-    revenue_ax, customer_ax, rate_ax = fig.subplots(3, 1, sharex=True)
-    months = monthly["month"].dt.strftime("%Y-%m")
-    x = np.arange(len(monthly))
-
-    revenue_ax.bar(x, monthly["revenue"] / 1e3, color="tab:blue")
-    revenue_ax.set_ylabel(f"revenue (k {_GBP})")
-    revenue_ax.set_title("Monthly sales")
-    basket_ax = revenue_ax.twinx()
-    basket_ax.plot(x, monthly["avg_basket_value"], color="tab:orange", marker="o")
-    basket_ax.set_ylabel(f"avg basket ({_GBP})", color="tab:orange")
-
-    customer_ax.bar(x, monthly["returning_customers"], label="returning", color="tab:green")
-    customer_ax.bar(
-        x, monthly["new_customers"], bottom=monthly["returning_customers"], label="new", color="tab:olive"
-    )
-    customer_ax.set_ylabel("customers")
-    customer_ax.legend(loc="upper left")
-
-    rate_ax.plot(x, 100 * monthly["cancellation_rate"], color="tab:red", marker="o")
-    rate_ax.set_ylabel("cancelled lines (%)")
-    rate_ax.set_xticks(x, months, rotation=45, ha="right")
-    return fig
-
-
-def country_sales_figure(countries: pd.DataFrame, *, top_n: int = 15, log_scale: bool = True) -> Figure:
-    """Plot the revenue of the top countries as horizontal bars annotated with their share.
-
-    Args:
-        countries: Output of ``eda.country_sales``.
-        top_n: Number of countries shown, by revenue rank.
-        log_scale: Use a log revenue axis; the home market otherwise flattens every other bar.
-
-    Returns:
-        A one-panel figure.
-    """
-    top = countries.nsmallest(top_n, "revenue_rank").iloc[::-1]
-    fig = _figure(8, 0.35 * len(top) + 1.5)
-    ax = fig.subplots()
-    y = np.arange(len(top))
-    ax.barh(y, top["revenue"], color="tab:blue")
-    ax.set_yticks(y, top["country"])
-    for yi, (revenue, share) in enumerate(zip(top["revenue"], top["revenue_share"], strict=True)):
-        ax.annotate(
-            f"{100 * share:.1f}%",
-            (revenue, yi),
-            xytext=(3, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=8,
-        )
-    if log_scale:
-        ax.set_xscale("log")
-    ax.set_xlabel(f"revenue ({_GBP})")
-    ax.set_title(f"Revenue by country (top {len(top)})")
-    return fig
-
-
-def cohort_heatmap_figure(cohorts: pd.DataFrame) -> Figure:
-    """Plot the monthly retention of acquisition cohorts as an annotated heatmap.
-
-    Args:
-        cohorts: Output of ``eda.cohort_retention``.
-
-    Returns:
-        A one-panel heatmap, cohorts in rows and months since first purchase in columns.
-    """
-    grid = cohorts.pivot(index="cohort_month", columns="months_since_first", values="retention_rate")
-    fig = _figure(1.0 + 0.6 * grid.shape[1], 1.0 + 0.45 * grid.shape[0])
-    ax = fig.subplots()
-    image = ax.imshow(grid.to_numpy(dtype="float64"), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    for (row, col), value in np.ndenumerate(grid.to_numpy(dtype="float64")):
-        if not np.isnan(value):
-            ax.text(
-                col,
-                row,
-                f"{100 * value:.0f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if value < 0.5 else "black",
-                # Inside the axes by construction: leaving hundreds of labels out of the layout and
-                # tight-bbox passes saves most of the cost of saving the figure.
-                in_layout=False,
-            )
-    ax.set_xticks(np.arange(grid.shape[1]), grid.columns)
-    ax.set_yticks(np.arange(grid.shape[0]), pd.DatetimeIndex(grid.index).strftime("%Y-%m"))
-    ax.set_xlabel("months since first purchase")
-    ax.set_ylabel("cohort (first purchase month)")
-    ax.set_title("Cohort retention (% of cohort active)")
-    fig.colorbar(image, ax=ax, label="retention rate")
-    return fig
 
 
 def rfm_distributions_figure(rfm: pd.DataFrame) -> Figure:
@@ -138,7 +28,7 @@ def rfm_distributions_figure(rfm: pd.DataFrame) -> Figure:
     Returns:
         A 2 x 2 figure: three histograms (frequency and monetary on log axes) and segment sizes.
     """
-    fig = _figure(11, 8)
+    fig = new_figure(11, 8)
     (rec_ax, freq_ax), (mon_ax, seg_ax) = fig.subplots(2, 2)
     rec_ax.hist(rfm["recency_days"], bins=40, color="tab:blue")
     rec_ax.set_xlabel("recency (days)")
@@ -175,7 +65,7 @@ def segment_summary_figure(summary: pd.DataFrame) -> Figure:
         A one-panel grouped horizontal bar chart.
     """
     data = summary.iloc[::-1]
-    fig = _figure(9, 6)
+    fig = new_figure(9, 6)
     ax = fig.subplots()
     y = np.arange(len(data))
     ax.barh(y + 0.2, 100 * data["customer_share"], height=0.4, label="customers", color="tab:blue")
@@ -197,7 +87,7 @@ def model_selection_figure(selection: pd.DataFrame, *, chosen_k: int | None = No
     Returns:
         A 2 x 3 figure: k-means inertia, silhouette, Davies-Bouldin, Calinski-Harabasz, mixture BIC and AIC.
     """
-    fig = _figure(14, 8)
+    fig = new_figure(14, 8)
     axes = fig.subplots(2, 3).ravel()
     kmeans = selection[selection["model"] == "kmeans"].sort_values("k")
     gmm = selection[selection["model"] == "gmm"]
@@ -240,7 +130,7 @@ def cluster_scatter_figure(
     """
     data = rfm.merge(clusters[["customer_id", f"{model}_cluster"]], on="customer_id", validate="1:1")
     names = profiles[profiles["model"] == model].set_index("cluster")["name"]
-    fig = _figure(13, 6)
+    fig = new_figure(13, 6)
     left, right = fig.subplots(1, 2, sharey=True)
     for cluster, part in data.groupby(f"{model}_cluster"):
         label = f"{cluster}: {names.get(cluster, '')} ({len(part):,})"
@@ -274,7 +164,7 @@ def calibration_figure(evaluation: pd.DataFrame) -> Figure:
     table = pd.concat([rows[["model", "value", "n_customers"]], parts], axis=1).pivot_table(
         index=["model", "bin"], columns="kind", values=["value", "n_customers"], aggfunc="first"
     )
-    fig = _figure(6, 6)
+    fig = new_figure(6, 6)
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect")
     for model in table.index.get_level_values("model").unique():

@@ -3,7 +3,7 @@
 Belongs here: the two routes of the blocking ``matches_schema`` checks (``assets.checks`` turns their report
 into a Dagster result), and the loader they share with the IO manager's DuckDB -> pandas conversion. Pure
 Python on a DuckDB connection, no Dagster imports; it only reads tables (``store_frame`` writes, for scratch
-databases in tests and ``assets.checks.validate_frame``). The models live in ``pipeline.schemas*``.
+databases in tests and ``assets.checks.validate_frame``). The models live in ``pipeline.staging.schemas*``.
 
 The Pandera model stays the single source of truth: no rule is restated by hand in SQL. The SQL route
 
