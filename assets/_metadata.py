@@ -1,12 +1,11 @@
 """Metadata values shown in the Dagster UI: table previews and matplotlib figures."""
 
 
-import base64
-import io
-
 import dagster as dg
 import pandas as pd
 from matplotlib.figure import Figure
+
+from pipeline.common.figures import png_data_uri
 
 
 def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
@@ -16,10 +15,7 @@ def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
 
 def figure(fig: Figure, *, dpi: int = 90) -> dg.MetadataValue:
     """Embed a matplotlib figure as a PNG in markdown metadata, then close it."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return dg.MetadataValue.md(f"![plot](data:image/png;base64,{encoded})")
+    return dg.MetadataValue.md(f"![plot]({png_data_uri(fig, dpi=dpi)})")
 
 
 def column_descriptions(model) -> dict[str, str]:

@@ -12,6 +12,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from assets._metadata import SKIPPED_REASON
+from pipeline.common.sql import quote_identifier
 from pipeline.warehouse import validation
 from resources import Warehouse
 
@@ -128,7 +129,7 @@ def history_check(asset_key: dg.AssetKey, *, what: str) -> dg.AssetChecksDefinit
     def _check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as conn:
             (rows,) = conn.execute(
-                f"SELECT count(*) FROM {validation.quote(schema)}.{validation.quote(table)}"
+                f"SELECT count(*) FROM {quote_identifier(schema)}.{quote_identifier(table)}"
             ).fetchone()
         if rows > 0:
             return dg.AssetCheckResult(passed=True, metadata={"rows": rows})

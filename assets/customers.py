@@ -25,22 +25,7 @@ from pipeline.customers.schemas import (
     SegmentSummary,
 )
 from pipeline.eda import summaries
-from resources import Warehouse
-
-
-class ClusteringConfig(dg.Config):
-    """Model selection and fitting of the customer clusters."""
-
-    k_min: int = Field(default=2, description="Smallest number of clusters tried.")
-    k_max: int = Field(default=10, description="Largest number of clusters tried.")
-    n_clusters: int | None = Field(default=None, description="Force k instead of the elbow rule of choose_k.")
-    silhouette_sample: int = Field(default=5000, description="Customers sampled (seeded) for the silhouette.")
-    mixture_sample: int | None = Field(
-        default=3000,
-        description="Customers sampled (seeded) to fit the model-selection mixtures on; null fits all "
-        "customers. The final clusters are always fitted on all customers.",
-    )
-    random_state: int = Field(default=0, description="Seed of k-means, the mixtures and the silhouette sample.")
+from resources import ClusteringSettings, Warehouse
 
 
 class PredictionConfig(dg.Config):
@@ -71,14 +56,15 @@ def rfm_segment_summary(rfm: pd.DataFrame) -> dg.Output[pd.DataFrame]:
 
 @warehouse_table(keys.CLUSTER_MODEL_SELECTION, ModelSelection, group="customers", ins=keys.ins(rfm=keys.RFM),
                  kinds=("duckdb", "pandas", "scikit-learn"))
-def cluster_model_selection(config: ClusteringConfig, rfm: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def cluster_model_selection(clustering_settings: ClusteringSettings, rfm: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """K-Means inertia, silhouette, Davies-Bouldin, Calinski-Harabasz and GMM BIC/AIC for each k tried."""
+    settings = clustering_settings
     selection = clustering.model_selection(
-        clustering.cluster_features(rfm), k_range=range(config.k_min, config.k_max + 1),
-        random_state=config.random_state, silhouette_sample=config.silhouette_sample,
-        mixture_sample=config.mixture_sample,
+        clustering.cluster_features(rfm), k_range=range(settings.k_min, settings.k_max + 1),
+        random_state=settings.random_state, silhouette_sample=settings.silhouette_sample,
+        mixture_sample=settings.mixture_sample,
     )
-    chosen = config.n_clusters or clustering.choose_k(selection)
+    chosen = settings.n_clusters or clustering.choose_k(selection)
     return dg.Output(selection, metadata={"chosen_k": chosen,
                                           "plot": figure(plots.model_selection_figure(selection, chosen_k=chosen))})
 
@@ -96,11 +82,12 @@ def cluster_model_selection(config: ClusteringConfig, rfm: pd.DataFrame) -> dg.O
     ins=keys.ins(rfm=keys.RFM, selection=keys.CLUSTER_MODEL_SELECTION),
     group_name="customers",
 )
-def customer_clusters(config: ClusteringConfig, rfm: pd.DataFrame, selection: pd.DataFrame):
+def customer_clusters(clustering_settings: ClusteringSettings, rfm: pd.DataFrame, selection: pd.DataFrame):
     """Fit K-Means and the GMM at the chosen k; clusters are numbered by mean monetary, highest first."""
-    k = config.n_clusters or clustering.choose_k(selection)
+    k = clustering_settings.n_clusters or clustering.choose_k(selection)
     covariance = clustering.best_covariance_type(selection, k=k)
-    clusters, profiles = clustering.fit_clusters(rfm, k=k, random_state=config.random_state, covariance_type=covariance)
+    clusters, profiles = clustering.fit_clusters(rfm, k=k, random_state=clustering_settings.random_state,
+                                                 covariance_type=covariance)
     crosstab = clustering.segment_cluster_crosstab(rfm, clusters)
     yield dg.Output(clusters, output_name="customer_clusters", metadata={
         "k": k, "gmm_covariance_type": covariance,

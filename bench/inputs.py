@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.sources import synthetic
-from pipeline.sources.readers import EXPECTED_HEADER
+from pipeline.sources.contract import UCI_HEADER as _HEADER
 
-UCI_HEADER = list(EXPECTED_HEADER)
+UCI_HEADER = list(_HEADER)
 # The UCI workbook splits the lines by financial year into two sheets of this name.
 SHEET_SPLIT = pd.Timestamp("2010-12-01")
 

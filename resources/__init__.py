@@ -1,15 +1,14 @@
 """Resources: the warehouse (DuckDB), the invoice source and the rule-mining settings."""
 
-from resources.mining import RuleMiningSettings
+from resources.settings import ClusteringSettings, RuleMiningSettings
 from resources.source import InvoiceSource, SourcePart
-from resources.warehouse import Warehouse, WarehouseIOManager, qualified_name, quote_identifier
+from resources.warehouse import Warehouse, WarehouseIOManager
 
 __all__ = [
+    "ClusteringSettings",
     "InvoiceSource",
     "RuleMiningSettings",
     "SourcePart",
     "Warehouse",
     "WarehouseIOManager",
-    "qualified_name",
-    "quote_identifier",
 ]

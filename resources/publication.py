@@ -26,6 +26,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.common.sql import quote_identifier
+
 #: Environment variable naming the analyst copy.
 ANALYST_ENV = "RETAIL_ANALYST_WAREHOUSE"
 
@@ -166,7 +168,7 @@ def _catalog(conn: duckdb.DuckDBPyConnection) -> tuple[tuple[tuple[str, int], ..
     tables = tuple(
         (
             f"{schema}.{table}",
-            conn.execute(f"SELECT count(*) FROM {_quote(schema)}.{_quote(table)}").fetchone()[0],
+            conn.execute(f"SELECT count(*) FROM {quote_identifier(schema)}.{quote_identifier(table)}").fetchone()[0],
         )
         for schema, table in names
     )
@@ -175,11 +177,6 @@ def _catalog(conn: duckdb.DuckDBPyConnection) -> tuple[tuple[tuple[str, int], ..
         "WHERE database_name = current_database() AND NOT internal AND NOT temporary ORDER BY 1"
     ).fetchall()
     return tables, tuple(name for (name,) in views)
-
-
-def _quote(name: str) -> str:
-    """Quote a catalog name read from DuckDB itself (not from configuration), doubling embedded quotes."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _verify(path: Path) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
@@ -192,7 +189,7 @@ def _verify(path: Path) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
                 "WHERE database_name = current_database() AND NOT internal AND NOT temporary"
             ).fetchall()
             for schema, view in views:
-                conn.execute(f"SELECT * FROM {_quote(schema)}.{_quote(view)} LIMIT 0")
+                conn.execute(f"SELECT * FROM {quote_identifier(schema)}.{quote_identifier(view)} LIMIT 0")
     except duckdb.Error as error:
         raise PublicationError(f"the copy {path} of the warehouse does not open or query: {error}") from error
     return catalog

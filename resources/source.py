@@ -93,7 +93,7 @@ class InvoiceSource(dg.ConfigurableResource):
         return root
 
     def read_part(self, part: SourcePart) -> pd.DataFrame:
-        """Read one part in the raw contract (``pipeline.staging.cleaning.RAW_COLUMNS``).
+        """Read one part in the raw contract (``pipeline.sources.contract.RAW_COLUMNS``).
 
         Args:
             part: A part returned by :meth:`parts`.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -23,49 +22,22 @@ from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 from pydantic import Field
 
+from pipeline.common.sql import checked_identifier, qualified_name, sql_literal
 from resources import publication, runlock
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
-
-
-def quote_identifier(name: str) -> str:
-    """Validate a schema, table or column name against the project's naming rule and quote it.
-
-    Args:
-        name: A snake_case identifier.
-
-    Returns:
-        The identifier in double quotes.
-
-    Raises:
-        ValueError: When ``name`` is not a plain lower-case identifier (so no SQL can be smuggled in).
-    """
-    if not _IDENTIFIER.match(name):
-        raise ValueError(f"invalid identifier {name!r}: expected lower-case letters, digits and underscores")
-    return f'"{name}"'
-
-
-def qualified_name(schema: str, table: str) -> str:
-    """Return the quoted ``schema.table`` name after validating both parts."""
-    return f"{quote_identifier(schema)}.{quote_identifier(table)}"
-
-
-def _literal(text: object) -> str:
-    """A SQL string literal (COMMENT ON takes no parameters)."""
-    return "'" + str(text).replace("'", "''") + "'"
 
 
 def _comment(connection, metadata: dict, name: str, frame: pd.DataFrame) -> None:
     """Attach the asset's description and its columns' descriptions (from the Pandera model) as comments."""
     description = metadata.get("table_comment")
     if description:
-        connection.execute(f"COMMENT ON TABLE {name} IS {_literal(description)}")
+        connection.execute(f"COMMENT ON TABLE {name} IS {sql_literal(description)}")
     schema = metadata.get("dagster/column_schema")
     for column in getattr(schema, "columns", []):
         if column.description and column.name in frame.columns:
             connection.execute(
-                f"COMMENT ON COLUMN {name}.{quote_identifier(column.name)} IS {_literal(column.description)}"
+                f"COMMENT ON COLUMN {name}.{checked_identifier(column.name)} IS {sql_literal(column.description)}"
             )
 
 
@@ -147,7 +119,7 @@ class _ReplacingDuckDbClient(DuckDbClient):
 
     @staticmethod
     def ensure_schema_exists(context: dg.OutputContext, table_slice: TableSlice, connection) -> None:
-        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(table_slice.schema)}")
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {checked_identifier(table_slice.schema)}")
 
 
 def _take_run_lock(database: str, context: dg.InitResourceContext) -> None:
@@ -281,7 +253,7 @@ class Warehouse(dg.ConfigurableResource):
         params: list = []
         if where_in is not None:
             column, values = where_in
-            sql += f" WHERE {quote_identifier(column)} IN (SELECT unnest(?))"
+            sql += f" WHERE {checked_identifier(column)} IN (SELECT unnest(?))"
             params = [list(values)]
         with self.connect() as conn:
             relation = conn.execute(sql, params)

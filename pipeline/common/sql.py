@@ -40,6 +40,11 @@ def checked_identifier(name: str) -> str:
     return f'"{name}"'
 
 
+def qualified_name(schema: str, table: str) -> str:
+    """The quoted ``schema.table`` name, both parts validated by :func:`checked_identifier`."""
+    return f"{checked_identifier(schema)}.{checked_identifier(table)}"
+
+
 def sql_literal(text: object) -> str:
     """A SQL string literal, for statements that take no bind parameters (``COMMENT ON``)."""
     return "'" + str(text).replace("'", "''") + "'"

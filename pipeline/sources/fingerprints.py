@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline.sources.readers import EXPECTED_HEADER as _RAW_COLUMNS
+from pipeline.sources.contract import UCI_HEADER
 
 _PRODUCT_CODE = r"^\d{5}"  # product codes start with five digits; service codes (POST, M, gift_...) do not
 _SUFFIX_CODE = r"^\d{5}[A-Za-z]+$"
@@ -118,7 +118,7 @@ def fingerprint(df: pd.DataFrame) -> dict[str, float]:
     Raises:
         ValueError: If ``df`` is empty or lacks one of the raw columns.
     """
-    missing = set(_RAW_COLUMNS) - set(df.columns)
+    missing = set(UCI_HEADER) - set(df.columns)
     if missing:
         raise ValueError(f"missing raw columns: {sorted(missing)}")
     if df.empty:

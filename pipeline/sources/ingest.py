@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.staging.cleaning import RAW_COLUMNS
+from pipeline.sources.contract import RAW_COLUMNS
 
 MANIFEST_COLUMNS = ["source_file", "fingerprint", "rows", "ingested_at"]
 

@@ -31,22 +31,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import python_calamine
 
-from pipeline.staging.cleaning import RAW_COLUMNS
+from pipeline.sources.contract import RAW_COLUMNS, UCI_HEADER
 
 logger = logging.getLogger(__name__)
-
-
-#: The header of the Online Retail II workbook, in order; quoted in error messages.
-EXPECTED_HEADER = (
-    "Invoice",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "Price",
-    "Customer ID",
-    "Country",
-)
 
 #: Key under ``DataFrame.attrs`` that lists non-fatal reader findings.
 WARNINGS_ATTR = "reader_warnings"
@@ -330,13 +317,13 @@ def _normalize(
         )
     missing = [
         expected
-        for column, expected in zip(_DATA_COLUMNS, EXPECTED_HEADER, strict=True)
+        for column, expected in zip(_DATA_COLUMNS, UCI_HEADER, strict=True)
         if column not in found
     ]
     if missing:
         raise SourceFormatError(
             f"{where}: missing required column(s) {missing}; header was {header}, "
-            f"expected {list(EXPECTED_HEADER)} (or InvoiceNo/UnitPrice/CustomerID)"
+            f"expected {list(UCI_HEADER)} (or InvoiceNo/UnitPrice/CustomerID)"
         )
     named_unknown = [name for name in unknown if name.strip() and not name.startswith("Unnamed: ")]
     if named_unknown:
@@ -630,7 +617,7 @@ def _read_xlsx(
         workbook.close()
     if not frames:
         raise SourceFormatError(
-            f"{source_file}: no sheet has the invoice header {list(EXPECTED_HEADER)}; "
+            f"{source_file}: no sheet has the invoice header {list(UCI_HEADER)}; "
             f"sheets found: {sheets_found}"
         )
     result = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -696,7 +683,7 @@ def _decode(raw: bytes) -> str:
 def _read_csv(path: Path, *, source_file: str, arrow_text: bool) -> pd.DataFrame:
     raw = path.read_bytes()
     if not raw.strip():
-        raise SourceFormatError(f"{source_file}: empty file, expected a header {list(EXPECTED_HEADER)}")
+        raise SourceFormatError(f"{source_file}: empty file, expected a header {list(UCI_HEADER)}")
     text = _decode(raw)
     del raw
     header_line = text.lstrip("\r\n").split("\n", 1)[0]

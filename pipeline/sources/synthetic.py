@@ -36,9 +36,10 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from pipeline.sources.readers import EXPECTED_HEADER
+from pipeline.sources.contract import UCI_HEADER
 
-RAW_COLUMNS = list(EXPECTED_HEADER)
+#: Columns of the generated frames: the UCI export header, as a real export has it.
+COLUMNS = list(UCI_HEADER)
 
 #: Version of the generator's output. Bump it in any change that alters a single generated line for some
 #: ``(n_lines, random_state)``: the synthetic source's fingerprint includes it (``resources.source``), so an
@@ -346,7 +347,7 @@ def generate_invoices(
             not depend on it.
 
     Returns:
-        An iterator of DataFrames with columns ``RAW_COLUMNS`` and the dtypes of the real parquet
+        An iterator of DataFrames with columns ``COLUMNS`` and the dtypes of the real parquet
         (``Invoice``, ``StockCode`` and ``Country`` as str, ``Description`` object with None, ``Quantity``
         int64, ``InvoiceDate`` datetime64[ns], ``Price`` float64, ``Customer ID`` float64 with NaN for
         guests). Row indexes run on across chunks.
@@ -934,7 +935,7 @@ class _BlockBuilder:
                 "Price": np.zeros(0),
                 "Customer ID": np.zeros(0),
             }
-            return {col: empty.get(col, np.zeros(0, dtype=object)) for col in RAW_COLUMNS}, first_number
+            return {col: empty.get(col, np.zeros(0, dtype=object)) for col in COLUMNS}, first_number
         time = np.concatenate(self.inv_time)
         prefix = np.concatenate(self.inv_prefix)
         customer = np.concatenate(self.inv_customer)

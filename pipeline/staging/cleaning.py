@@ -14,27 +14,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-RAW_COLUMNS = [
-    "invoice",
-    "stock_code",
-    "description",
-    "quantity",
-    "invoice_date",
-    "price",
-    "customer_id",
-    "country",
-    "source_file",
-    "source_sheet",
-    "source_row",
-]
-BUSINESS_COLUMNS = RAW_COLUMNS[:8]
-LINEAGE_COLUMNS = RAW_COLUMNS[8:]
-
-#: Stock codes that are not products: postage, carriage, fees, manual lines, discounts, samples, tests, vouchers.
-#: Matched on the upper-cased, stripped code. DCGS* codes are real gift-set products and are kept.
-NON_PRODUCT_CODE_PATTERN = (
-    r"^(?:POST|DOT|C2|C3|M|D|S|B|CRUK|PADS|AMAZONFEE|BANK CHARGES|ADJUST\d*|TEST\d*|GIFT|GIFT_\d+_\d+|SP\d+)$"
-)
+from pipeline.common.codes import is_non_product_code
+from pipeline.sources.contract import BUSINESS_COLUMNS, RAW_COLUMNS
 
 #: How each text column is written to ``staging.cleaned_transactions``: surrounding blanks removed, stock
 #: codes also upper-cased (``85123a`` and ``85123A`` are one product). Exact duplicates are judged on these.
@@ -74,19 +55,6 @@ class CleaningResult:
 
     cleaned: pd.DataFrame
     rejected: pd.DataFrame
-
-
-def is_non_product_code(stock_code: pd.Series) -> pd.Series:
-    """Tell which stock codes are not products.
-
-    Args:
-        stock_code: Stock codes as text; missing values count as not matching.
-
-    Returns:
-        A boolean Series aligned with ``stock_code``.
-    """
-    codes = _arrow_text(stock_code).str.strip().str.upper()
-    return codes.str.fullmatch(NON_PRODUCT_CODE_PATTERN).fillna(False).astype(bool)
 
 
 def _arrow_text(values: pd.Series) -> pd.Series:

@@ -11,9 +11,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from pipeline.staging.cleaning import REASONS, is_non_product_code
-
-PRODUCT_CODE_PATTERN = r"^[0-9A-Z]{3,12}$"
+from pipeline.common.codes import STOCK_CODE_PATTERN, is_non_product_code
+from pipeline.staging.cleaning import REASONS
 
 
 class RawInvoices(pa.DataFrameModel):
@@ -41,7 +40,7 @@ class CleanedTransactions(pa.DataFrameModel):
     """``staging.cleaned_transactions``: one row per sales line fit for analysis."""
 
     invoice: Series[str] = pa.Field(str_matches=r"^\d+$", description="Invoice number (sales invoices only).")
-    stock_code: Series[str] = pa.Field(str_matches=PRODUCT_CODE_PATTERN, description="Product code, upper case.")
+    stock_code: Series[str] = pa.Field(str_matches=STOCK_CODE_PATTERN, description="Product code, upper case.")
     description: Series[str] = pa.Field(nullable=True, description="Product description.")
     quantity: Series[int] = pa.Field(gt=0, description="Units sold.")
     invoice_date: Series[pd.Timestamp] = pa.Field(description="Invoice date and time.")

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from pipeline.common.sql import sql_literal
+
 SCHEMA = "marts"
 
 
@@ -473,11 +475,6 @@ def _recommendation_columns(setting: str) -> dict[str, str]:
     return described
 
 
-def _literal(text: str) -> str:
-    """A SQL string literal (``COMMENT ON`` takes no bind parameters)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def column_comments(connection: duckdb.DuckDBPyConnection, relation: str) -> pd.DataFrame:
     """List the columns of a table or view with their types and comments.
 
@@ -536,12 +533,12 @@ def publish_views(connection: duckdb.DuckDBPyConnection, views: list[MartView]) 
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         for view in views:
             connection.execute(f"CREATE OR REPLACE VIEW {view.qualified_name} AS {view.sql}")
-            connection.execute(f"COMMENT ON VIEW {view.qualified_name} IS {_literal(view.description)}")
+            connection.execute(f"COMMENT ON VIEW {view.qualified_name} IS {sql_literal(view.description)}")
             columns = describe_columns(connection, view)
             for name, description in zip(columns["column_name"], columns["description"], strict=True):
                 if description:
                     connection.execute(
-                        f'COMMENT ON COLUMN {view.qualified_name}."{name}" IS {_literal(description)}'
+                        f'COMMENT ON COLUMN {view.qualified_name}."{name}" IS {sql_literal(description)}'
                     )
             described[view.name] = columns
         connection.execute("COMMIT")

@@ -9,9 +9,7 @@ same tables can be passed in ready-made instead of being drawn twice). No Dagste
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections.abc import Callable, Mapping
 
 import duckdb
@@ -20,6 +18,7 @@ from matplotlib.figure import Figure
 
 from pipeline import plots_recommend
 from pipeline.baskets import plots as basket_plots
+from pipeline.common.figures import png_data_uri
 from pipeline.customers import plots as customer_plots
 from pipeline.eda import plots as eda_plots
 from pipeline.network import plots as network_plots
@@ -168,21 +167,6 @@ figcaption { color: #5b6675; font-size: 0.85em; }
 """
 
 
-def figure_to_data_uri(fig: Figure, *, dpi: int = 80) -> str:
-    """Encode a matplotlib figure as a ``data:image/png;base64,...`` URI.
-
-    Args:
-        fig: The figure (drawn on any canvas).
-        dpi: Resolution of the PNG.
-
-    Returns:
-        The data URI, usable as an ``<img src>``.
-    """
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 class _Plots:
     """Data URIs of the report's figures: the ready-made one when given, else drawn at ``dpi``."""
 
@@ -194,7 +178,7 @@ class _Plots:
         self.dpi = dpi
 
     def __call__(self, name: str, draw: Callable[[], Figure]) -> str:
-        return self.ready.get(name) or figure_to_data_uri(draw(), dpi=self.dpi)
+        return self.ready.get(name) or png_data_uri(draw(), dpi=self.dpi)
 
 
 def load_report_data(connection: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:

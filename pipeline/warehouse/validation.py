@@ -41,6 +41,8 @@ import pandera.errors
 import pandera.pandas as pa
 from pandera.api.function_dispatch import Dispatcher
 
+from pipeline.common.sql import quote_identifier
+
 SAMPLE_ROWS = 20
 CHECK_COLUMNS_ATTRIBUTE = "_check_columns"
 """Model attribute ``{dataframe check name: columns it reads}`` (Pandera ignores names starting with _)."""
@@ -107,18 +109,6 @@ class _PandasRoute(Exception):
     """The table (or a check) is outside what the SQL route reproduces exactly."""
 
 
-def quote(name: str) -> str:
-    """Quote a DuckDB identifier.
-
-    Args:
-        name: Schema, table or column name.
-
-    Returns:
-        The name in double quotes, inner quotes doubled.
-    """
-    return '"' + str(name).replace('"', '""') + '"'
-
-
 def store_frame(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, schema: str, table: str) -> None:
     """Store a frame as a table the way the warehouse IO manager does (``CREATE TABLE ... AS SELECT``).
 
@@ -131,8 +121,8 @@ def store_frame(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, schema: st
     view = "_stored_frame"
     conn.register(view, frame)
     try:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
-        conn.execute(f"CREATE OR REPLACE TABLE {quote(schema)}.{quote(table)} AS SELECT * FROM {view}")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+        conn.execute(f"CREATE OR REPLACE TABLE {quote_identifier(schema)}.{quote_identifier(table)} AS SELECT * FROM {view}")
     finally:
         conn.unregister(view)
 
@@ -155,7 +145,7 @@ def load_table(
     Returns:
         The rows in table order, indexed 0..n-1; integer columns holding nulls as ``Int64``.
     """
-    name = f"{quote(schema)}.{quote(table)}"
+    name = f"{quote_identifier(schema)}.{quote_identifier(table)}"
     return _load(conn, name, list(columns or _column_types(conn, name))).reset_index(drop=True)
 
 
@@ -195,7 +185,7 @@ def validate_table(
         The same verdict and failure cases as Pandera on the whole table loaded by the IO manager.
     """
     try:
-        return _SqlRoute(conn, f"{quote(schema)}.{quote(table)}", model).run(sample_rows=sample_rows)
+        return _SqlRoute(conn, f"{quote_identifier(schema)}.{quote_identifier(table)}", model).run(sample_rows=sample_rows)
     except (_PandasRoute, duckdb.Error) as reason:  # a case the SQL route cannot take: be exact, not fast
         frame = load_table(conn, schema, table)
         return _judge(model.to_schema(), frame, rows=len(frame), route="pandas", sample_rows=sample_rows,
@@ -249,11 +239,11 @@ def _load(
         where, params = " WHERE rowid IN (SELECT unnest(?::BIGINT[]))", [sorted(int(r) for r in rowids)]
     via_arrow = [c for c in columns if c in set(arrow_columns)]
     direct = [c for c in columns if c not in via_arrow]
-    selected = ", ".join([f"rowid AS {_ROW}", *(quote(c) for c in direct)])
+    selected = ", ".join([f"rowid AS {_ROW}", *(quote_identifier(c) for c in direct)])
     relation = conn.sql(f"SELECT {selected} FROM {name}{where}", params=params)
     frame = _io_manager_types(relation.df(), [str(t) for t in relation.dtypes])
     if via_arrow:
-        selected = ", ".join([f"rowid AS {_ROW}", *(quote(c) for c in via_arrow)])
+        selected = ", ".join([f"rowid AS {_ROW}", *(quote_identifier(c) for c in via_arrow)])
         batches = conn.sql(f"SELECT {selected} FROM {name}{where}", params=params).arrow()
         table = batches.read_all() if hasattr(batches, "read_all") else batches
         # Both scans return rows in insertion order; compare the row ids rather than rely on it.
@@ -292,17 +282,17 @@ class _Target:
 
     def value(self) -> str:
         """SQL expression of the column's value as pandas sees it (NaN is null)."""
-        column = quote(self.name)
+        column = quote_identifier(self.name)
         return f"(CASE WHEN isnan({column}) THEN NULL ELSE {column} END)" if self.is_double else column
 
     def key_value(self) -> str:
         """SQL expression grouping values pandas ``duplicated`` treats as equal (NaN = null, -0.0 = 0.0)."""
-        column = quote(self.name)
+        column = quote_identifier(self.name)
         return f"(CASE WHEN isnan({column}) THEN NULL ELSE {column} + 0.0 END)" if self.is_double else column
 
     def null(self) -> str:
         """SQL condition: the value is missing for pandas."""
-        column = quote(self.name)
+        column = quote_identifier(self.name)
         return f"({column} IS NULL OR isnan({column}))" if self.is_double else f"{column} IS NULL"
 
 
@@ -613,14 +603,14 @@ class _SqlRoute:
         """
         if target.name not in self.loaded:
             return True
-        column = quote(target.name)
+        column = quote_identifier(target.name)
         estimate = self.conn.execute(f"SELECT approx_count_distinct({column}) FROM {self.name}").fetchall()
         return estimate[0][0] * 4 <= self.rows
 
     def _distinct(self, target: _Target) -> tuple[pd.Series, pd.Series]:
         """The column's distinct values (coerced, indexed 0..n-1) and the first row id holding each."""
         relation = self.conn.sql(
-            f"SELECT {quote(target.name)} AS value, min(rowid) AS first_row FROM {self.name} GROUP BY ALL"
+            f"SELECT {quote_identifier(target.name)} AS value, min(rowid) AS first_row FROM {self.name} GROUP BY ALL"
         )
         frame = _io_manager_types(relation.df(), [str(t) for t in relation.dtypes])
         return self._coerced(target, frame["value"]), frame["first_row"]
@@ -629,7 +619,7 @@ class _SqlRoute:
         """Every row whose value equals that of one of ``first_rows`` (exactly DuckDB's grouping)."""
         if not len(first_rows):
             return np.empty(0, dtype=np.int64)
-        column = quote(target.name)
+        column = quote_identifier(target.name)
         found = self.conn.execute(
             f"SELECT t.rowid FROM {self.name} AS t SEMI JOIN (SELECT {column} AS v FROM {self.name} "
             f"WHERE rowid IN (SELECT unnest(?::BIGINT[]))) AS f ON t.{column} IS NOT DISTINCT FROM f.v",

@@ -139,7 +139,7 @@ def test_sensor_fires_only_when_the_source_listing_changes(tmp_path):
 
 @pytest.mark.parametrize("name", ["x; DROP TABLE raw.raw_invoices", "Raw", "a-b", ""])
 def test_identifiers_are_validated(name):
-    from resources import quote_identifier
+    from pipeline.common.sql import checked_identifier
 
     with pytest.raises(ValueError):
-        quote_identifier(name)
+        checked_identifier(name)

@@ -3,6 +3,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from pipeline.common import codes
+from pipeline.sources.contract import BUSINESS_COLUMNS
 from pipeline.staging import cleaning
 from pipeline.staging.schemas import CleanedTransactions, RejectedRows
 
@@ -88,7 +90,7 @@ def test_duplicates_are_judged_on_the_staging_values():
     # Rejected lines stay as received; the kept ones hold the staging values.
     assert result.rejected["stock_code"].tolist() == ["85123a", " 85123A ", "85123a", "85123A"]
     assert result.cleaned["stock_code"].tolist() == ["85123A", "85123A"]
-    staged = result.cleaned[cleaning.BUSINESS_COLUMNS]
+    staged = result.cleaned[BUSINESS_COLUMNS]
     assert not staged.duplicated().any()
 
 
@@ -113,7 +115,7 @@ def test_date_floor_is_the_first_of_january_2009():
 
 
 def test_dcgs_gift_sets_are_products():
-    assert not cleaning.is_non_product_code(pd.Series(["DCGS0058", "DCGSSGIRL", "85123A", "47503J"])).any()
+    assert not codes.is_non_product_code(pd.Series(["DCGS0058", "DCGSSGIRL", "85123A", "47503J"])).any()
 
 
 def test_missing_columns_are_named():
@@ -236,12 +238,12 @@ def test_reasons_match_a_line_by_line_reference():
     pd.testing.assert_series_equal(result.rejected["reason"], expected, check_index=False)
     # Some duplicates are only duplicates once normalized, so the test tells the two rules apart.
     judged = [k for k, r in enumerate(reasons) if r in (None, "exact duplicate")]
-    raw_rule = raw.loc[judged, cleaning.BUSINESS_COLUMNS]
+    raw_rule = raw.loc[judged, BUSINESS_COLUMNS]
     assert raw_rule.duplicated().sum() + 10 < (expected == "exact duplicate").sum()
     kept_rows = [raw["source_row"][k] for k, r in enumerate(reasons) if r is None]
     assert result.cleaned["source_row"].tolist() == kept_rows
     assert len(result.cleaned) + len(result.rejected) == len(raw)
-    assert not result.cleaned[cleaning.BUSINESS_COLUMNS].duplicated().any()
+    assert not result.cleaned[BUSINESS_COLUMNS].duplicated().any()
 
 
 def test_arrow_backed_input_gives_the_same_lines():

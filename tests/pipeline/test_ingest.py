@@ -1,7 +1,7 @@
 import pandas as pd
 
 from pipeline.sources import ingest
-from pipeline.staging.cleaning import RAW_COLUMNS
+from pipeline.sources.contract import RAW_COLUMNS
 
 
 def lines(source_file: str, n: int) -> pd.DataFrame:

@@ -72,7 +72,7 @@ def test_size_within_one_percent(n_lines):
 
 def test_frame_has_raw_layout_and_dtypes(frame):
     assert abs(len(frame) - 200_000) <= 2_000
-    assert list(frame.columns) == synthetic.RAW_COLUMNS
+    assert list(frame.columns) == synthetic.COLUMNS
     expected = {
         "Invoice": object,
         "StockCode": object,
@@ -268,7 +268,7 @@ def test_fingerprint_of_a_hand_built_frame():
         ("A5", "B", "Adjust bad debt", 1, at("2010-05-05 13:00"), -100.0, np.nan, "United Kingdom"),
         ("6", "21232", "TRINKET BOX", 2, at("2010-06-06 14:00"), 1.0, 2.0, "France"),
     ]
-    df = pd.DataFrame(rows, columns=synthetic.RAW_COLUMNS)
+    df = pd.DataFrame(rows, columns=synthetic.COLUMNS)
     result = fingerprints.fingerprint(df)
     assert result["cancellation_line_share"] == pytest.approx(1 / 8)
     assert result["adjustment_line_share"] == pytest.approx(1 / 8)
@@ -297,7 +297,7 @@ def test_fingerprint_rejects_bad_input():
     with pytest.raises(ValueError, match="missing raw columns"):
         fingerprints.fingerprint(pd.DataFrame({"Invoice": ["1"]}))
     with pytest.raises(ValueError, match="empty"):
-        fingerprints.fingerprint(pd.DataFrame(columns=synthetic.RAW_COLUMNS))
+        fingerprints.fingerprint(pd.DataFrame(columns=synthetic.COLUMNS))
 
 
 def test_compare_fingerprints_applies_absolute_and_relative_tolerances():

@@ -12,14 +12,12 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.common.sql import quote_identifier
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: Columns that legitimately differ between two runs on the same data: when a part was read.
 VOLATILE_COLUMNS = {"raw.source_files": ("ingested_at",)}
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def checksums(database: str | Path, *, ignore: dict[str, tuple[str, ...]] | None = None) -> dict[str, str]:
@@ -59,10 +57,10 @@ def fingerprint_connection(
             [schema, name],
         ).fetchall()
         kept = [(column, kind_) for column, kind_ in columns if column not in ignore.get(qualified, ())]
-        row = "ROW(" + ", ".join(_quote(column) for column, _ in kept) + ")"
+        row = "ROW(" + ", ".join(quote_identifier(column) for column, _ in kept) + ")"
         hashed = f"hash(rowid, {row})" if kind == "table" else f"hash({row})"
         count, digest = conn.execute(
-            f"SELECT count(*), sum({hashed}::HUGEINT) FROM {_quote(schema)}.{_quote(name)}"
+            f"SELECT count(*), sum({hashed}::HUGEINT) FROM {quote_identifier(schema)}.{quote_identifier(name)}"
         ).fetchone()
         result[qualified] = f"{kind}|{kept}|{count}|{digest}"
     return result

@@ -1,9 +1,13 @@
-"""Association-rule mining settings, configured once for every asset that mines or serves rules.
+"""Analytic settings that more than one asset reads, configured once as resources.
 
-The rules table (``analytics.association_rules``, through ``analytics.frequent_itemsets``) and the recommender
+Rule mining: the rules table (``analytics.association_rules``, through ``analytics.frequent_itemsets``) and the recommender
 (which mines the same way inside each temporal holdout, to evaluate and tune the rules it serves) read these
 settings from one resource, so the rules they use can never be mined differently. Mining itself lives in
 ``pipeline.baskets.basket_analysis``.
+
+Clustering: the model-selection table and the fitted clusters read one setting of the k range, the forced k
+and the seeds, so the k the selection reports is the k the clusters are fitted with. The models live in
+``pipeline.customers.clustering``.
 """
 
 from __future__ import annotations
@@ -50,3 +54,18 @@ class RuleMiningSettings(dg.ConfigurableResource):
             min_confidence=self.min_confidence,
             min_lift=self.min_lift,
         )
+
+
+class ClusteringSettings(dg.ConfigurableResource):
+    """Model selection and fitting of the customer clusters (see ``pipeline.customers.clustering``)."""
+
+    k_min: int = Field(default=2, description="Smallest number of clusters tried.")
+    k_max: int = Field(default=10, description="Largest number of clusters tried.")
+    n_clusters: int | None = Field(default=None, description="Force k instead of the elbow rule of choose_k.")
+    silhouette_sample: int = Field(default=5000, description="Customers sampled (seeded) for the silhouette.")
+    mixture_sample: int | None = Field(
+        default=3000,
+        description="Customers sampled (seeded) to fit the model-selection mixtures on; null fits all "
+        "customers. The final clusters are always fitted on all customers.",
+    )
+    random_state: int = Field(default=0, description="Seed of k-means, the mixtures and the silhouette sample.")
