@@ -13,6 +13,7 @@ from assets._metadata import figure, preview, skipped
 from assets._tables import table_out, warehouse_table
 from assets.checks import history_check, schema_check
 from assets.eda import SALES_LINES
+from pipeline.common import lines as sales_lines
 from pipeline.customers import clustering, plots, prediction, rfm_segments
 from pipeline.customers.schemas import (
     ClusterProfiles,
@@ -24,7 +25,6 @@ from pipeline.customers.schemas import (
     SegmentClusterCrosstab,
     SegmentSummary,
 )
-from pipeline.eda import summaries
 from resources import ClusteringSettings, Warehouse
 
 
@@ -39,7 +39,7 @@ class PredictionConfig(dg.Config):
 def rfm(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """One row per customer: recency, frequency, monetary, 1-5 quintile scores and the named RFM segment."""
     with warehouse.connect() as conn:
-        lines = summaries.warehouse_lines(conn)
+        lines = sales_lines.warehouse_lines(conn)
         table = rfm_segments.rfm_table(lines.cleaned, rejected=lines.rejected)
     return dg.Output(table, metadata={"customers": len(table),
                                       "plot": figure(plots.rfm_distributions_figure(table)),
@@ -119,7 +119,7 @@ def customer_predictions(config: PredictionConfig, warehouse: Warehouse):
     """
     with warehouse.connect() as conn:
         predictions, evaluation, reason = prediction.prediction_tables(
-            *summaries.warehouse_lines(conn), horizon_days=config.horizon_days, random_state=config.random_state)
+            *sales_lines.warehouse_lines(conn), horizon_days=config.horizon_days, random_state=config.random_state)
     yield dg.Output(predictions, output_name="customer_predictions", metadata={
         "customers": len(predictions),
         "expected_buyers": float(predictions["purchase_probability_90d"].sum()),

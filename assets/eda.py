@@ -1,6 +1,6 @@
 """EDA assets: monthly sales, countries, products and cohort retention. Logic lives in pipeline.eda.summaries.
 
-The tables aggregate the staging lines inside the warehouse (``summaries.warehouse_lines``): the lines are upstream
+The tables aggregate the staging lines inside the warehouse (``sales_lines.warehouse_lines``): the lines are upstream
 dependencies, not loaded inputs, so a million of them never pass through pandas.
 """
 
@@ -11,6 +11,7 @@ from assets import keys
 from assets._metadata import figure, preview
 from assets._tables import warehouse_table
 from assets.checks import schema_check
+from pipeline.common import lines as sales_lines
 from pipeline.customers.schemas import CohortRetention, CountrySales, MonthlySales, TopProducts
 from pipeline.eda import plots, summaries
 from resources import Warehouse
@@ -27,7 +28,7 @@ _CLEANED = {"cleaned": SALES_LINES["cleaned"]}
 def eda_monthly_sales(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """Per month: revenue, invoices, customers (new vs returning), average basket value, cancellation rate."""
     with warehouse.connect() as conn:
-        monthly = summaries.monthly_sales(*summaries.warehouse_lines(conn))
+        monthly = summaries.monthly_sales(*sales_lines.warehouse_lines(conn))
     return dg.Output(monthly, metadata={"months": len(monthly), "plot": figure(plots.monthly_sales_figure(monthly)),
                                         "preview": preview(monthly, 25)})
 
@@ -36,7 +37,7 @@ def eda_monthly_sales(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
 def eda_country_sales(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """Per country: revenue, customers, invoices and share of revenue, ranked."""
     with warehouse.connect() as conn:
-        countries = summaries.country_sales(summaries.warehouse_lines(conn).cleaned)
+        countries = summaries.country_sales(sales_lines.warehouse_lines(conn).cleaned)
     return dg.Output(countries, metadata={"countries": len(countries),
                                           "plot": figure(plots.country_sales_figure(countries)),
                                           "preview": preview(countries)})
@@ -46,7 +47,7 @@ def eda_country_sales(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
 def eda_top_products(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """Per product: revenue, quantity, invoices, customers and return rate, ranked by revenue."""
     with warehouse.connect() as conn:
-        products = summaries.top_products(*summaries.warehouse_lines(conn))
+        products = summaries.top_products(*sales_lines.warehouse_lines(conn))
     return dg.Output(products, metadata={"products": len(products), "preview": preview(products, 20)})
 
 
@@ -54,7 +55,7 @@ def eda_top_products(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
 def eda_cohort_retention(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     """Monthly acquisition cohorts x months since first purchase: share of the cohort active."""
     with warehouse.connect() as conn:
-        cohorts = summaries.cohort_retention(summaries.warehouse_lines(conn).cleaned)
+        cohorts = summaries.cohort_retention(sales_lines.warehouse_lines(conn).cleaned)
     return dg.Output(cohorts, metadata={"cohorts": int(cohorts["cohort_month"].nunique()),
                                         "plot": figure(plots.cohort_heatmap_figure(cohorts))})
 

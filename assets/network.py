@@ -62,15 +62,19 @@ def _centrality(config: CentralityConfig, edges: pd.DataFrame) -> tuple[pd.DataF
                     "betweenness_sources": sources, **graphs.betweenness_summary(scores)}
 
 
+def _edges_output(edges: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """An edge table with its edge and node counts."""
+    nodes = pd.concat([edges["source"], edges["target"]]).nunique()
+    return dg.Output(edges, metadata={"edges": len(edges), "nodes": int(nodes), "preview": preview(edges)})
+
+
 @warehouse_table(keys.PRODUCT_NETWORK_EDGES, ProductNetworkEdges, group="network",
                  ins=cleaned_input("invoice", "stock_code"), kinds=_KINDS)
 def product_network_edges(config: ProductNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Product co-purchase edges: weight = Jaccard of the products' invoices, plus shared invoices, lift."""
-    edges = graphs.product_network_edges(cleaned, min_shared_invoices=config.min_shared_invoices,
-                                          top_k=config.top_k, max_basket_size=config.max_basket_size,
-                                          workers=config.workers)
-    nodes = pd.concat([edges["source"], edges["target"]]).nunique()
-    return dg.Output(edges, metadata={"edges": len(edges), "nodes": int(nodes), "preview": preview(edges)})
+    return _edges_output(graphs.product_network_edges(
+        cleaned, min_shared_invoices=config.min_shared_invoices, top_k=config.top_k,
+        max_basket_size=config.max_basket_size, workers=config.workers))
 
 
 @warehouse_table(keys.PRODUCT_CENTRALITY, ProductCentrality, group="network",
@@ -88,10 +92,8 @@ def product_centrality(config: CentralityConfig, edges: pd.DataFrame) -> dg.Outp
                  ins=cleaned_input("stock_code", "customer_id"), kinds=_KINDS)
 def customer_network_edges(config: CustomerNetworkConfig, cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Customer projection edges: weight = Jaccard of the two customers' products, with shared products."""
-    edges = graphs.customer_network_edges(cleaned, min_shared_products=config.min_shared_products,
-                                           top_k=config.top_k, workers=config.workers)
-    nodes = pd.concat([edges["source"], edges["target"]]).nunique()
-    return dg.Output(edges, metadata={"edges": len(edges), "nodes": int(nodes), "preview": preview(edges)})
+    return _edges_output(graphs.customer_network_edges(
+        cleaned, min_shared_products=config.min_shared_products, top_k=config.top_k, workers=config.workers))
 
 
 @warehouse_table(keys.CUSTOMER_CENTRALITY, CustomerCentrality, group="network",

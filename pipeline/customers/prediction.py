@@ -43,8 +43,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from pipeline.common.lines import Lines, invoice_date_range, product_cancellations, query_frames
 from pipeline.customers.schemas import CustomerPredictions, PredictionEvaluation
-from pipeline.eda.summaries import Lines, invoice_date_range, product_cancellations, query_frames
 
 UK = "United Kingdom"
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -66,21 +66,14 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "q4_spend_share",
     "is_uk",
 )
-# Features entering the revenue GLM on a log1p scale (money, counts and days) and as they are (shares).
-_GLM_LOG_COLUMNS: tuple[str, ...] = (
-    "recency_days",
-    "frequency",
-    "monetary",
-    "tenure_days",
-    "days_since_first_purchase",
-    "purchase_days",
-    "avg_basket_value",
-    "avg_lines_per_invoice",
-    "distinct_products",
-    "spend_last_90d",
-    "invoices_last_90d",
-)
+# Features entering the revenue GLM as they are (shares) and on a log1p scale (money, counts and days); the
+# gap statistics and the return rate are left to the classifier.
 _GLM_SHARE_COLUMNS: tuple[str, ...] = ("spend_last_90d_share", "q4_spend_share", "is_uk")
+_GLM_LOG_COLUMNS: tuple[str, ...] = tuple(
+    column
+    for column in FEATURE_COLUMNS
+    if column not in {*_GLM_SHARE_COLUMNS, "mean_gap_days", "std_gap_days", "return_rate"}
+)
 CALIBRATION_BINS = 10
 
 

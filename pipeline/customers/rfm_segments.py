@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.eda.summaries import Lines, invoice_date_range, product_cancellations, query_frames
+from pipeline.common.lines import Lines, invoice_date_range, product_cancellations, query_frames
 
 SEGMENT_RULES: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = (
     # (segment, inclusive R-score range, inclusive FM-score range); the ranges tile the 5 x 5 grid.
@@ -140,7 +140,7 @@ def default_reference_date(cleaned: Lines) -> pd.Timestamp:
     """Return the day after the last invoice date in ``cleaned`` (midnight).
 
     Args:
-        cleaned: ``staging.cleaned_transactions`` (a DataFrame or a ``pipeline.eda.summaries.StoredTable``).
+        cleaned: ``staging.cleaned_transactions`` (a DataFrame or a ``pipeline.common.lines.StoredTable``).
 
     Returns:
         ``max(invoice_date).normalize() + 1 day``.

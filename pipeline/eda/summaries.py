@@ -1,12 +1,10 @@
 """Exploratory sales tables: monthly trend, countries, products and customer cohorts.
 
 What belongs here: pure functions that turn ``staging.cleaned_transactions`` (and, where returns matter,
-``staging.rejected_rows``) into small descriptive tables, and :func:`query_frames`, which runs their SQL
-(and that of ``pipeline.customers.rfm_segments`` and ``pipeline.customers.prediction``) where the lines are: on a fresh in-memory
-DuckDB connection over pandas frames, or inside the warehouse when the lines are given as
-:class:`StoredTable`, so that assets never copy a million warehouse lines into pandas only to group them.
-What does not belong here: customer scoring (``pipeline.customers.rfm_segments``), models (``pipeline.customers.clustering``,
-``pipeline.customers.prediction``) and figures (``pipeline.customers.plots``).
+``staging.rejected_rows``) into small descriptive tables. Their SQL runs where the lines are, through
+``pipeline.common.lines.query_frames`` (shared with RFM and prediction). What does not belong here: customer
+scoring (``pipeline.customers.rfm_segments``), models (``pipeline.customers.clustering``,
+``pipeline.customers.prediction``) and figures (``pipeline.eda.plots``).
 
 Returns are the rejected lines with ``reason == "cancellation"`` (invoice starting with ``C``, negative
 quantity). Only cancellations of *products* count as returns: a cancelled line counts when its stock code
@@ -17,165 +15,16 @@ sales.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
-
-import duckdb
 import pandas as pd
 
-CANCELLATION_REASON = "cancellation"
-CLEANED_TABLE = "staging.cleaned_transactions"
-REJECTED_TABLE = "staging.rejected_rows"
-
-# A constant WITH clause shared by the queries that need returns; they append their own CTEs to it.
-_PRODUCT_CANCELLATIONS = """
-    WITH product_cancellations AS (
-        SELECT
-            r.invoice,
-            upper(trim(r.stock_code)) AS stock_code,
-            r.customer_id,
-            r.invoice_date,
-            abs(r.quantity) AS returned_quantity,
-            abs(r.quantity) * r.price AS returned_value
-        FROM rejected AS r
-        WHERE r.reason = $reason
-          AND r.quantity < 0
-          AND upper(trim(r.stock_code)) IN (SELECT DISTINCT stock_code FROM cleaned)
-    )
-"""
-
-
-@dataclass(frozen=True)
-class StoredTable:
-    """A table of an open DuckDB database, queried where it is stored.
-
-    Every function here that takes sales lines accepts one in place of a DataFrame: the SQL then runs on
-    ``connection``, reading only the columns it needs, and nothing but the small result reaches pandas.
-
-    Attributes:
-        connection: An open connection to the database holding the table.
-        name: The table's schema-qualified name, e.g. ``"staging.cleaned_transactions"``.
-    """
-
-    connection: duckdb.DuckDBPyConnection
-    name: str
-
-
-Lines = pd.DataFrame | StoredTable
-
-
-class WarehouseLines(NamedTuple):
-    """The staging tables of a warehouse, to be queried in place."""
-
-    cleaned: StoredTable
-    rejected: StoredTable
-
-
-def warehouse_lines(connection: duckdb.DuckDBPyConnection) -> WarehouseLines:
-    """The cleaned lines and the rejected rows of a warehouse, to be queried in place.
-
-    Args:
-        connection: An open connection to the warehouse.
-
-    Returns:
-        ``staging.cleaned_transactions`` as ``cleaned`` and ``staging.rejected_rows`` as ``rejected``.
-    """
-    return WarehouseLines(StoredTable(connection, CLEANED_TABLE), StoredTable(connection, REJECTED_TABLE))
-
-
-def query_frames(sql: str, params: dict[str, object] | None = None, **frames: Lines) -> pd.DataFrame:
-    """Run ``sql`` with ``frames`` visible under their keyword names.
-
-    DataFrames alone are registered on a fresh in-memory DuckDB connection. When some frames are
-    :class:`StoredTable`, the query runs on their connection instead (DataFrames are registered there too);
-    the names are unregistered afterwards, so the connection is left as it was.
-
-    Args:
-        sql: A DuckDB query referring to the frames by their keyword names.
-        params: Named parameters bound into the query (never formatted into the SQL text).
-        **frames: DataFrames, or tables of one DuckDB connection, by the name the query uses.
-
-    Returns:
-        The query result as a pandas DataFrame.
-
-    Raises:
-        ValueError: If stored tables of different connections are mixed.
-    """
-    connections = {id(f.connection): f.connection for f in frames.values() if isinstance(f, StoredTable)}
-    if len(connections) > 1:
-        raise ValueError("stored tables queried together must share one connection")
-    if not connections:
-        with duckdb.connect() as con:
-            for name, frame in frames.items():
-                con.register(name, frame)
-            return con.execute(sql, params or {}).df()
-    (con,) = connections.values()
-    registered: list[str] = []
-    try:
-        for name, frame in frames.items():
-            con.register(name, con.table(frame.name) if isinstance(frame, StoredTable) else frame)
-            registered.append(name)
-        return con.execute(sql, params or {}).df()
-    finally:
-        for name in registered:
-            con.unregister(name)
-
-
-def _empty_rejected() -> pd.DataFrame:
-    """Return an empty frame with the rejected-row columns that the queries read."""
-    return pd.DataFrame(
-        {
-            "invoice": pd.Series(dtype="object"),
-            "stock_code": pd.Series(dtype="object"),
-            "customer_id": pd.Series(dtype="Int64"),
-            "invoice_date": pd.Series(dtype="datetime64[ns]"),
-            "quantity": pd.Series(dtype="Int64"),
-            "price": pd.Series(dtype="float64"),
-            "reason": pd.Series(dtype="object"),
-        }
-    )
-
-
-def _as_ns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Cast DuckDB's microsecond timestamps to ``datetime64[ns]`` like the rest of the pipeline."""
-    return frame.assign(**{c: frame[c].astype("datetime64[ns]") for c in columns})
-
-
-def invoice_date_range(cleaned: Lines) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Return the first and the last invoice date of the lines.
-
-    Args:
-        cleaned: ``staging.cleaned_transactions``.
-
-    Returns:
-        ``(min(invoice_date), max(invoice_date))``; both ``NaT`` when there are no lines.
-    """
-    first, last = query_frames(
-        "SELECT min(invoice_date) AS first_date, max(invoice_date) AS last_date FROM cleaned", cleaned=cleaned
-    ).iloc[0]
-    return pd.Timestamp(first), pd.Timestamp(last)
-
-
-def product_cancellations(cleaned: Lines, rejected: Lines | None) -> pd.DataFrame:
-    """Return the cancelled product lines (the returns) as positive quantities and values.
-
-    Args:
-        cleaned: ``staging.cleaned_transactions``; its stock codes define what a product is.
-        rejected: ``staging.rejected_rows``; ``None`` gives an empty result.
-
-    Returns:
-        One row per cancellation line of a product: ``invoice``, ``stock_code`` (upper-cased, trimmed),
-        ``customer_id`` (nullable Int64), ``invoice_date``, ``returned_quantity`` (> 0) and
-        ``returned_value`` (``returned_quantity * price``, GBP).
-    """
-    sql = _PRODUCT_CANCELLATIONS + "SELECT * FROM product_cancellations ORDER BY invoice_date, invoice"
-    out = query_frames(
-        sql,
-        {"reason": CANCELLATION_REASON},
-        cleaned=cleaned,
-        rejected=_empty_rejected() if rejected is None else rejected,
-    )
-    return _as_ns(out, ["invoice_date"]).astype({"customer_id": "Int64", "returned_quantity": "int64"})
+from pipeline.common.lines import (
+    CANCELLATION_REASON,
+    PRODUCT_CANCELLATIONS_SQL,
+    Lines,
+    as_nanoseconds,
+    empty_rejected,
+    query_frames,
+)
 
 
 def monthly_sales(cleaned: Lines, rejected: Lines | None = None) -> pd.DataFrame:
@@ -200,7 +49,7 @@ def monthly_sales(cleaned: Lines, rejected: Lines | None = None) -> pd.DataFrame
         the columns of ``schemas_customers.MonthlySales``.
     """
     sql = (
-        _PRODUCT_CANCELLATIONS
+        PRODUCT_CANCELLATIONS_SQL
         + """,
         first_month AS (
             SELECT customer_id, min(date_trunc('month', invoice_date)) AS first_month
@@ -244,10 +93,10 @@ def monthly_sales(cleaned: Lines, rejected: Lines | None = None) -> pd.DataFrame
         sql,
         {"reason": CANCELLATION_REASON},
         cleaned=cleaned,
-        rejected=_empty_rejected() if rejected is None else rejected,
+        rejected=empty_rejected() if rejected is None else rejected,
     )
     ints = ["invoices", "lines", "customers", "new_customers", "returning_customers", "cancelled_lines"]
-    return _as_ns(out, ["month"]).astype({c: "int64" for c in ints})
+    return as_nanoseconds(out, ["month"]).astype({c: "int64" for c in ints})
 
 
 def country_sales(cleaned: Lines) -> pd.DataFrame:
@@ -295,7 +144,7 @@ def top_products(cleaned: Lines, rejected: Lines | None = None) -> pd.DataFrame:
         broken by stock code). Columns of ``schemas_customers.TopProducts``.
     """
     sql = (
-        _PRODUCT_CANCELLATIONS
+        PRODUCT_CANCELLATIONS_SQL
         + """,
         described AS (
             SELECT stock_code, description,
@@ -335,7 +184,7 @@ def top_products(cleaned: Lines, rejected: Lines | None = None) -> pd.DataFrame:
         sql,
         {"reason": CANCELLATION_REASON},
         cleaned=cleaned,
-        rejected=_empty_rejected() if rejected is None else rejected,
+        rejected=empty_rejected() if rejected is None else rejected,
     )
     ints = ["quantity", "invoices", "customers", "returned_quantity", "revenue_rank"]
     return out.astype({c: "int64" for c in ints}).astype({"description": "object"})
@@ -387,4 +236,4 @@ def cohort_retention(cleaned: Lines) -> pd.DataFrame:
     """
     out = query_frames(sql, cleaned=cleaned)
     ints = ["months_since_first", "active_customers", "cohort_size"]
-    return _as_ns(out, ["cohort_month"]).astype({c: "int64" for c in ints})
+    return as_nanoseconds(out, ["cohort_month"]).astype({c: "int64" for c in ints})

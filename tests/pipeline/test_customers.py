@@ -6,9 +6,9 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
+from pipeline.common import lines as sales_lines
 from pipeline.customers import plots, rfm_segments
 from pipeline.customers.schemas import CustomerRfm, SegmentSummary
-from pipeline.eda import summaries
 from tests.pipeline.test_eda import warehouse_of
 
 # The documented grid, written out cell by cell (rows R = 5..1, columns FM = 1..5).
@@ -102,7 +102,7 @@ def test_rfm_table_reads_warehouse_tables_in_place():
     )
     rejected = purchases([(1, "C1", "2010-03-02", 4.0)]).assign(quantity=-1, reason="cancellation")
     with warehouse_of(cleaned, rejected) as con:
-        lines = summaries.warehouse_lines(con)
+        lines = sales_lines.warehouse_lines(con)
         stored = rfm_segments.rfm_table(lines.cleaned, rejected=lines.rejected)
         assert rfm_segments.default_reference_date(lines.cleaned) == pd.Timestamp("2010-03-10")
     pd.testing.assert_frame_equal(stored, rfm_segments.rfm_table(cleaned, rejected=rejected))

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from pipeline.common import lines as sales_lines
 from pipeline.customers.schemas import CohortRetention, CountrySales, MonthlySales, TopProducts
 from pipeline.eda import plots, summaries
 
@@ -215,18 +216,18 @@ def warehouse_of(cleaned: pd.DataFrame, rejected: pd.DataFrame):
 def test_stored_tables_give_the_results_of_frames(small):
     cleaned, rejected = small
     with warehouse_of(cleaned, rejected) as con:
-        stored = summaries.warehouse_lines(con)
+        stored = sales_lines.warehouse_lines(con)
         for function, with_returns in (
             (summaries.monthly_sales, True),
             (summaries.top_products, True),
-            (summaries.product_cancellations, True),
+            (sales_lines.product_cancellations, True),
             (summaries.country_sales, False),
             (summaries.cohort_retention, False),
         ):
             frames = (cleaned, rejected) if with_returns else (cleaned,)
             tables = (stored.cleaned, stored.rejected) if with_returns else (stored.cleaned,)
             pd.testing.assert_frame_equal(function(*tables), function(*frames))
-        assert summaries.invoice_date_range(stored.cleaned) == (JAN, FEB)
+        assert sales_lines.invoice_date_range(stored.cleaned) == (JAN, FEB)
         # The names a query reads are unregistered afterwards; the warehouse is left as it was.
         assert con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall() == []
 
@@ -236,21 +237,21 @@ def test_query_frames_mixes_stored_tables_and_frames_on_one_connection(small):
     with warehouse_of(cleaned, rejected) as con, duckdb.connect() as other:
         sql = "SELECT count(*) AS n FROM cleaned JOIN extra USING (invoice)"
         extra = pd.DataFrame({"invoice": ["1", "4"]})
-        out = summaries.query_frames(sql, cleaned=summaries.warehouse_lines(con).cleaned, extra=extra)
+        out = sales_lines.query_frames(sql, cleaned=sales_lines.warehouse_lines(con).cleaned, extra=extra)
         assert out["n"].tolist() == [3]
         with pytest.raises(ValueError, match="one connection"):
-            summaries.query_frames(
-                "SELECT 1", a=summaries.StoredTable(con, summaries.CLEANED_TABLE), b=summaries.StoredTable(other, "x")
+            sales_lines.query_frames(
+                "SELECT 1", a=sales_lines.StoredTable(con, sales_lines.CLEANED_TABLE), b=sales_lines.StoredTable(other, "x")
             )
 
 
 def test_product_cancellations_only_products(small):
     cleaned, rejected = small
-    out = summaries.product_cancellations(cleaned, rejected)
+    out = sales_lines.product_cancellations(cleaned, rejected)
     assert out["invoice"].tolist() == ["C8", "C6"]
     assert out["stock_code"].tolist() == ["85123A", "85123A"]
     assert out["returned_value"].tolist() == [2.0, 5.0]
-    assert summaries.product_cancellations(cleaned, None).empty
+    assert sales_lines.product_cancellations(cleaned, None).empty
 
 
 @pytest.fixture(scope="module")

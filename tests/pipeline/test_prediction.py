@@ -6,6 +6,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
+from pipeline.common import lines as sales_lines
 from pipeline.customers import plots, prediction
 from pipeline.customers.schemas import (
     CustomerFeatures,
@@ -13,7 +14,6 @@ from pipeline.customers.schemas import (
     PredictionEvaluation,
     PurchaseLabels,
 )
-from pipeline.eda import summaries
 from tests.pipeline.test_eda import warehouse_of
 
 
@@ -184,7 +184,7 @@ def test_evaluate_and_predict_reads_warehouse_tables_in_place():
         reason="cancellation",
     )
     with warehouse_of(cleaned, rejected) as con:
-        stored = prediction.evaluate_and_predict(*summaries.warehouse_lines(con))
+        stored = prediction.evaluate_and_predict(*sales_lines.warehouse_lines(con))
     expected = prediction.evaluate_and_predict(cleaned, rejected)
     pd.testing.assert_frame_equal(stored[0], expected[0])
     pd.testing.assert_frame_equal(stored[1], expected[1])
