@@ -1,6 +1,6 @@
 """Recommendation assets: SVD of the customer-product matrix, the hybrid recommender and its offline evaluation.
 
-Logic lives in pipeline.svd and pipeline.recommend. The served recommendations and the evaluation are one
+Logic lives in pipeline.recommend (svd, serving). The served recommendations and the evaluation are one
 multi-asset: tuning the served blend weights needs the very fit and candidate pools the evaluation measures.
 """
 
@@ -14,8 +14,9 @@ from assets import keys
 from assets._metadata import figure, preview, skipped
 from assets._tables import cleaned_input, empty_table, table_out
 from assets.checks import history_check, schema_check
-from pipeline import plots_recommend, recommend, svd
-from pipeline.schemas_recommend import (
+from pipeline.common import codes
+from pipeline.recommend import plots, serving, svd
+from pipeline.recommend.schemas import (
     CustomerFactors,
     ExplainedVariance,
     ProductFactors,
@@ -66,14 +67,14 @@ def customer_product_svd(config: SvdConfig, cleaned: pd.DataFrame):
     """TruncatedSVD of the sparse, weighted customer x product matrix."""
     matrix = svd.customer_product_matrix(cleaned, weighting=config.weighting)
     result = svd.fit_svd(matrix, n_components=config.n_components, random_state=config.random_state,
-                         descriptions=svd.product_descriptions(cleaned))
+                         descriptions=codes.product_descriptions(cleaned))
     variance = result.explained_variance
     yield dg.Output(variance, output_name="customer_product_svd", metadata={
         "matrix_shape": dg.MetadataValue.json(list(matrix.matrix.shape)),
         "nonzero_cells": int(matrix.matrix.nnz),
         "components": len(variance),
         "cumulative_explained_variance": float(variance["cumulative_explained_variance_ratio"].iloc[-1]),
-        "plot": figure(plots_recommend.explained_variance_figure(variance))})
+        "plot": figure(plots.explained_variance_figure(variance))})
     yield dg.Output(result.customer_factors, output_name="svd_customer_factors",
                     metadata={"customers": len(result.customer_factors)})
     yield dg.Output(result.product_factors, output_name="svd_product_factors",
@@ -105,9 +106,9 @@ _EVALUATION_DESCRIPTION = (
 def recommender(config: RecommenderConfig, rule_mining: RuleMiningSettings, cleaned: pd.DataFrame,
                 rules: pd.DataFrame):
     """Served recommendations and their offline evaluation, from the component fits the two share."""
-    tables = recommend.recommend_and_evaluate(cleaned, rules, k=config.k, test_months=config.test_months,
-                                              random_state=config.random_state, n_jobs=config.n_jobs,
-                                              mining=rule_mining.settings())
+    tables = serving.recommend_and_evaluate(cleaned, rules, k=config.k, test_months=config.test_months,
+                                            random_state=config.random_state, n_jobs=config.n_jobs,
+                                            mining=rule_mining.settings())
     recs = tables.recommendations
     yield dg.Output(recs, output_name="recommendations", metadata={
         "customers": int(recs["customer_id"].nunique()),
@@ -124,7 +125,7 @@ def recommender(config: RecommenderConfig, rule_mining: RuleMiningSettings, clea
     metrics = tables.evaluation
     table = metrics.drop(columns=["params"], errors="ignore").to_markdown(index=False)
     yield dg.Output(metrics, output_name="recommender_evaluation", metadata={
-        "plot": figure(plots_recommend.recommender_metrics_figure(metrics)),
+        "plot": figure(plots.recommender_metrics_figure(metrics)),
         "metrics": dg.MetadataValue.md(table)})
 
 

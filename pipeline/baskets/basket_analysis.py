@@ -50,6 +50,8 @@ import pandas as pd
 import scipy.sparse as sp
 from mlxtend.frequent_patterns import apriori, fpgrowth
 
+from pipeline.common.codes import most_frequent_texts
+
 DEFAULT_MAX_BASKET_SIZE: int = 250
 """Suggested cap on distinct products per basket, for callers that want giant invoices left out.
 
@@ -397,53 +399,16 @@ def _basket_summary(index: _BasketIndex, *, max_basket_size: int | None) -> dict
     }
 
 
-def product_descriptions(cleaned: pd.DataFrame) -> pd.Series:
-    """Pick one display description per stock code.
-
-    The same code carries several descriptions over time; the most frequent stripped, non-empty one wins,
-    ties going to the alphabetically first so that the choice is stable. Codes without any description
-    map to the code itself.
-
-    Args:
-        cleaned: Cleaned transactions with ``stock_code`` and ``description``.
-
-    Returns:
-        Description per stock code, indexed by stock code (sorted).
-    """
-    line_product, products = pd.factorize(cleaned["stock_code"], sort=True)
-    return _product_descriptions(cleaned, line_product, products)
-
-
 def _product_descriptions(cleaned: pd.DataFrame, line_product: np.ndarray, products: pd.Index) -> pd.Series:
-    """:func:`product_descriptions` with the stock codes already coded (sorted ``products``, -1 missing)."""
-    # Count (code, text) pairs on integer codes first: a few thousand distinct pairs are cheaper to strip
-    # than every line, and hashing the description column once is cheaper than grouping two text columns.
-    line_description, texts = pd.factorize(cleaned["description"])
-    valid = (line_product >= 0) & (line_description >= 0)
-    n_texts = max(len(texts), 1)
-    keys, counts = np.unique(
-        line_product[valid].astype(np.int64) * n_texts + line_description[valid], return_counts=True
+    """``pipeline.common.codes.product_descriptions`` with the stock codes already coded (sorted ``products``)."""
+    line_text, texts = pd.factorize(cleaned["description"])
+    described, names = most_frequent_texts(
+        line_product, line_text, np.asarray(texts, dtype=object), len(products)
     )
-    product, text = np.divmod(keys, n_texts)
-    raw = pd.DataFrame(
-        {
-            "stock_code": np.asarray(products.take(product)),
-            "description": np.asarray(texts.take(text)),
-            "n": counts.astype(np.int64),
-        }
-    )
-    raw["description"] = raw["description"].astype(str).str.strip()
-    raw = raw[raw["description"] != ""]
-    counts = raw.groupby(["stock_code", "description"], as_index=False)["n"].sum()
-    best = (
-        counts.sort_values(["stock_code", "n", "description"], ascending=[True, False, True])
-        .drop_duplicates("stock_code")
-        .set_index("stock_code")["description"]
-        .astype(object)
-    )
-    codes = pd.Index(np.asarray(products), name="stock_code")
-    out = best.reindex(codes)
-    return out.fillna(pd.Series(codes, index=codes)).rename("description")
+    index = pd.Index(np.array(products, dtype=object), name="stock_code")
+    out = pd.Series(np.array(products, dtype=object), index=index, name="description", dtype=object)
+    out.iloc[described] = names
+    return out
 
 
 def _describe(items: Iterable[str], descriptions: Mapping[str, str]) -> list[str]:
@@ -483,10 +448,10 @@ def frequent_itemsets(
         min_support_count: Floor on the number of baskets, so that small countries do not turn every
             combination seen once or twice into a "frequent" itemset. The threshold used is
             ``max(ceil(min_support * n_baskets), min_support_count)``.
-        descriptions: Stock code to description; defaults to :func:`product_descriptions` of ``cleaned``.
+        descriptions: Stock code to description; defaults to ``pipeline.common.codes.product_descriptions``.
 
     Returns:
-        One row per frequent itemset (see ``schemas_baskets.FrequentItemsets``), ordered by length, then
+        One row per frequent itemset (see ``pipeline.baskets.schemas.FrequentItemsets``), ordered by length, then
         support descending, then items; ``itemset_id`` numbers the rows from 0.
     """
     _check_mining_arguments(min_support, algorithm, max_basket_size)
@@ -753,7 +718,7 @@ def association_rules_table(
             ``itemsets``.
 
     Returns:
-        One row per rule (see ``schemas_baskets.AssociationRules``). ``conviction`` is capped at
+        One row per rule (see ``pipeline.baskets.schemas.AssociationRules``). ``conviction`` is capped at
         :data:`MAX_CONVICTION`; ``is_redundant`` marks rules whose consequent is also implied, with equal or
         higher confidence, by a strict subset of their antecedent. Rows are ordered by country (all
         countries first), lift, confidence and support, all descending; ``rule_id`` numbers them from 0.
@@ -807,7 +772,7 @@ def mine_rules(
         descriptions: Stock code to description; by default the most frequent description of each code.
 
     Returns:
-        One row per rule (see ``schemas_baskets.AssociationRules``), ``country`` null.
+        One row per rule (see ``pipeline.baskets.schemas.AssociationRules``), ``country`` null.
     """
     mining = RuleMining() if mining is None else mining
     itemsets = frequent_itemsets(
@@ -1264,7 +1229,7 @@ def product_bundles(
             ``country``) and every transaction.
 
     Returns:
-        One row per bundle (see ``schemas_baskets.ProductBundles``): ``bundle_revenue`` is the revenue of the
+        One row per bundle (see ``pipeline.baskets.schemas.ProductBundles``): ``bundle_revenue`` is the revenue of the
         bundle's products over all invoices, ``joint_revenue`` their revenue on the invoices that hold the
         whole bundle, and ``invoices_with_all`` the number of those invoices (giant baskets included, unlike
         the rule support).

@@ -18,7 +18,7 @@ def rules_scatter(rules: pd.DataFrame, *, country: str | None = None, label_top:
     """Plot rules as support against confidence, coloured by lift.
 
     Args:
-        rules: Association rules (``schemas_baskets.AssociationRules``).
+        rules: Association rules (``pipeline.baskets.schemas.AssociationRules``).
         country: Plot this country's rules; ``None`` plots the all-countries rules (null ``country``).
         label_top: Annotate this many rules with the highest lift.
 

@@ -1,7 +1,7 @@
-"""What a stock code is: the staged format, the service codes that are not products, and real products.
+"""What a stock code is (the staged format, service codes, real products) and what a product is called.
 
 One definition serves cleaning (which rejects non-product lines), the staging schema, the recommenders (which
-only learn from and recommend real products) and their table schemas.
+only learn from and recommend real products), their table schemas, and every table that names products.
 """
 
 from __future__ import annotations
@@ -56,3 +56,59 @@ def is_product_code(codes: Iterable[object]) -> np.ndarray:
     service = text.astype("string[pyarrow]").str.fullmatch(NON_PRODUCT_CODE_PATTERN).fillna(False).astype(bool)
     valid = set(distinct[staged & ~service])
     return values.isin(valid).to_numpy(dtype=bool)
+
+
+def most_frequent_texts(
+    product: np.ndarray, text: np.ndarray, texts: np.ndarray, n_products: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The description of each coded product: its most frequent stripped, non-empty text.
+
+    Ties go to the alphabetically first text, so the choice never depends on row order. This is the one rule
+    for naming a product everywhere (itemsets, rules, bundles, SVD factors, recommendations, EDA's top
+    products, which applies it in SQL).
+
+    Args:
+        product: Product code of each line (``-1``: none).
+        text: Code of each line's description in ``texts`` (``-1``: missing).
+        texts: The distinct descriptions (any text; they are stripped here).
+        n_products: Number of product codes.
+
+    Returns:
+        ``(products, descriptions)``: the codes that have a description, ascending, and its text.
+    """
+    stripped = pd.Series(np.asarray(texts, dtype=object), dtype=object).astype(str).str.strip()
+    unique_of_text, unique = pd.factorize(stripped)
+    blank = np.asarray(unique == "", dtype=bool)
+    product, text = np.asarray(product, dtype=np.int64), np.asarray(text, dtype=np.int64)
+    valid = (product >= 0) & (text >= 0)
+    named = unique_of_text[text[valid]]
+    keep = ~blank[named]
+    n_unique = max(len(unique), 1)
+    keys, counts = np.unique(product[valid][keep] * n_unique + named[keep], return_counts=True)
+    owner, name = np.divmod(keys, n_unique)
+    alphabetical = np.empty(len(unique), dtype=np.int64)
+    alphabetical[np.argsort(np.asarray(unique, dtype=object), kind="stable")] = np.arange(len(unique))
+    order = np.lexsort((alphabetical[name], -counts, owner))
+    owner, name = owner[order], name[order]
+    first = np.ones(len(owner), dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
+    return owner[first], np.asarray(unique, dtype=object)[name[first]]
+
+
+def product_descriptions(lines: pd.DataFrame) -> pd.Series:
+    """Pick one display description per stock code (see :func:`most_frequent_texts`).
+
+    Args:
+        lines: Sales lines with ``stock_code`` and ``description``.
+
+    Returns:
+        Description per stock code, indexed by stock code (sorted); a code without any description maps to
+        itself.
+    """
+    line_product, products = pd.factorize(lines["stock_code"], sort=True)
+    line_text, texts = pd.factorize(lines["description"])
+    described, names = most_frequent_texts(line_product, line_text, np.asarray(texts, dtype=object), len(products))
+    codes = pd.Index(np.array(products, dtype=object), name="stock_code")
+    out = pd.Series(np.array(products, dtype=object), index=codes, name="description", dtype=object)
+    out.iloc[described] = names
+    return out

@@ -166,7 +166,7 @@ def model_selection(
         mixture_sample: Maximum number of customers the mixtures are fitted on; ``None`` for all.
 
     Returns:
-        Long table, one row per fitted model (columns of ``schemas_customers.ModelSelection``): ``model``
+        Long table, one row per fitted model (columns of ``pipeline.customers.schemas.ModelSelection``): ``model``
         (``"kmeans"`` or ``"gmm"``), ``k``, ``covariance_type`` (missing for k-means), ``inertia`` (k-means
         only), ``silhouette``, ``davies_bouldin``, ``calinski_harabasz``, ``bic`` and ``aic`` (mixtures only).
 
@@ -378,10 +378,10 @@ def fit_clusters(
 
     Returns:
         ``(clusters, profiles)``. ``clusters`` has one row per customer (columns of
-        ``schemas_customers.CustomerClusters``): ``customer_id``, ``kmeans_cluster``, ``gmm_cluster`` and
+        ``pipeline.customers.schemas.CustomerClusters``): ``customer_id``, ``kmeans_cluster``, ``gmm_cluster`` and
         ``gmm_probability`` (the mixture's posterior probability of the assigned cluster, i.e. the row
         maximum of ``predict_proba``). ``profiles`` has one row per model and cluster (columns of
-        ``schemas_customers.ClusterProfiles``): ``model``, ``cluster``, ``customers``,
+        ``pipeline.customers.schemas.ClusterProfiles``): ``model``, ``cluster``, ``customers``,
         ``mean_recency_days``, ``mean_frequency``, ``mean_monetary``, ``revenue_share`` and a readable
         ``name`` unique within the model. Clusters are numbered by mean monetary, descending.
 
@@ -423,7 +423,7 @@ def segment_cluster_crosstab(rfm: pd.DataFrame, clusters: pd.DataFrame) -> pd.Da
         clusters: First output of ``fit_clusters``.
 
     Returns:
-        Long table (columns of ``schemas_customers.SegmentClusterCrosstab``): ``segment``, ``model``,
+        Long table (columns of ``pipeline.customers.schemas.SegmentClusterCrosstab``): ``segment``, ``model``,
         ``cluster`` and ``customers``, with every pair of an observed segment and an observed cluster of
         the model, zeros included, ordered by model, segment and cluster.
     """

@@ -171,7 +171,7 @@ def rfm_table(
 
     Returns:
         One row per customer, ordered by ``customer_id``, with the columns of
-        ``schemas_customers.CustomerRfm``.
+        ``pipeline.customers.schemas.CustomerRfm``.
 
     Raises:
         ValueError: If ``reference_date`` falls before the last purchase date in ``cleaned``.
@@ -257,7 +257,7 @@ def segment_summary(rfm: pd.DataFrame) -> pd.DataFrame:
         rfm: The output of ``rfm_table``.
 
     Returns:
-        Columns of ``schemas_customers.SegmentSummary``: ``segment``, ``customers``, ``customer_share``,
+        Columns of ``pipeline.customers.schemas.SegmentSummary``: ``segment``, ``customers``, ``customer_share``,
         ``revenue`` (sum of ``monetary``), ``revenue_share``, ``avg_recency_days``, ``avg_frequency``,
         ``avg_monetary`` and ``marketing_action``.
     """

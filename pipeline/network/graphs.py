@@ -152,7 +152,7 @@ def product_network_edges(
         workers: Threads scoring blocks; ``None`` uses :func:`default_workers`.
 
     Returns:
-        One row per kept product pair (see ``schemas_baskets.ProductNetworkEdges``): ``source < target``
+        One row per kept product pair (see ``pipeline.network.schemas.ProductNetworkEdges``): ``source < target``
         (stock codes), ``weight`` = ``jaccard`` = shared invoices / invoices holding either product,
         ``shared_invoices``, and ``lift`` = shared invoices / those expected under independence
         (``shared * n / (count_source * count_target)``). Sorted by source, then target.
@@ -278,7 +278,7 @@ def customer_network_edges(
         workers: Threads scoring blocks; ``None`` uses :func:`default_workers`.
 
     Returns:
-        One row per kept customer pair (see ``schemas_baskets.CustomerNetworkEdges``): ``source < target``
+        One row per kept customer pair (see ``pipeline.network.schemas.CustomerNetworkEdges``): ``source < target``
         (customer ids), ``weight`` = ``jaccard`` = shared distinct products / distinct products bought by
         either customer, and ``shared_products``. Sorted by source, then target.
     """
@@ -454,7 +454,7 @@ def centrality(
             (under ten million sources x edges) are done in this process.
 
     Returns:
-        One row per node (see ``schemas_baskets.NodeCentrality``), sorted by node.
+        One row per node (see ``pipeline.network.schemas.NodeCentrality``), sorted by node.
     """
     if backend not in ("igraph", "networkx"):
         raise ValueError(f"backend must be 'igraph' or 'networkx', got {backend!r}")

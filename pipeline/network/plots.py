@@ -27,7 +27,7 @@ def product_network_figure(
     """Draw the core of the product network: the ``top_n`` products with the largest weighted degree.
 
     Args:
-        edges: Product network edges (``schemas_baskets.ProductNetworkEdges``).
+        edges: Product network edges (``pipeline.network.schemas.ProductNetworkEdges``).
         centrality: Output of ``network.centrality`` for these edges; when given, nodes are coloured by
             community and ranked by its ``weighted_degree``.
         top_n: Number of products to draw, with the edges among them.

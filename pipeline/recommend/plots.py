@@ -1,6 +1,6 @@
 """Figures for the SVD and recommender tables.
 
-What belongs here: functions that take tables from ``pipeline.svd`` / ``pipeline.recommend`` and return a
+What belongs here: functions that take tables from ``pipeline.recommend.svd`` / ``.evaluation`` and return a
 matplotlib ``Figure`` drawn on the Agg canvas (no pyplot global state, no display needed). Saving or attaching
 the figure is the caller's job; nothing is computed here beyond what the picture needs.
 """
@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipeline.recommend import MODEL_NAMES, SETTINGS
+from pipeline.common.figures import new_figure
+from pipeline.recommend.settings import MODEL_NAMES, SETTINGS
 
 _METRIC_LABELS = {
     "hit_rate_at_k": "hit rate",
@@ -25,23 +25,16 @@ _METRIC_LABELS = {
 }
 
 
-def _figure(width: float, height: float) -> Figure:
-    """A figure with constrained layout, attached to an Agg canvas."""
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
 def explained_variance_figure(explained_variance: pd.DataFrame) -> Figure:
     """Plot the variance explained by each SVD component and its running total.
 
     Args:
-        explained_variance: ``schemas_recommend.ExplainedVariance`` table.
+        explained_variance: ``schemas.ExplainedVariance`` table.
 
     Returns:
         Bars per component (left axis) and the cumulative share (right axis, 0-1).
     """
-    figure = _figure(8, 4.5)
+    figure = new_figure(8, 4.5)
     axes = figure.add_subplot()
     n = len(explained_variance)
     axes.set_title(f"Customer x product SVD: variance explained by {n} components")
@@ -75,7 +68,7 @@ def recommender_metrics_figure(
     """Compare the models' holdout metrics, one panel per setting.
 
     Args:
-        metrics: ``schemas_recommend.RecommenderMetrics`` table (output of ``recommend.evaluate``).
+        metrics: ``schemas.RecommenderMetrics`` table (output of ``evaluation.evaluate``).
         columns: Metric columns to draw as grouped bars.
 
     Returns:
@@ -89,7 +82,7 @@ def recommender_metrics_figure(
     if missing:
         raise ValueError(f"metrics table lacks columns {missing}")
     settings = [setting for setting in SETTINGS if setting in set(metrics["setting"])]
-    figure = _figure(5.5 * max(len(settings), 1), 4.8)
+    figure = new_figure(5.5 * max(len(settings), 1), 4.8)
     if not settings:
         axes = figure.add_subplot()
         axes.text(0.5, 0.5, "no metrics", ha="center", va="center", transform=axes.transAxes)

@@ -1,8 +1,9 @@
-"""Pandera models of the SVD and recommender tables (``pipeline.svd``, ``pipeline.recommend``).
+"""Pandera models of the SVD and recommender tables (made in ``svd``, ``serving`` and ``evaluation``).
 
 What belongs here: one ``DataFrameModel`` per table those modules produce, strict and coercing, with the value
 ranges and cross-column invariants a downstream reader relies on (one product per rank, no repeated product,
-only real product codes...). No transformations, no Dagster imports.
+only real product codes, see :func:`pipeline.common.codes.is_product_code`...). No transformations, no Dagster
+imports.
 
 Factor tables have a variable number of ``factor_NN`` columns (``n_components`` is configurable), matched by a
 regex column, so they stay strict: any other column is rejected.
@@ -15,12 +16,18 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from pipeline.recommend import COMPONENT_NAMES, MODEL_NAMES, PRODUCT_CODE_PATTERN, SETTINGS
+from pipeline.common.codes import STOCK_CODE_PATTERN, is_product_code
+from pipeline.recommend.settings import COMPONENT_NAMES, MODEL_NAMES, SETTINGS
 
 FACTOR_COLUMN_PATTERN = r"^factor_\d{2,3}$"
 
 # Ratios are sums of float64 values; allow rounding well below any meaningful difference.
 _TOLERANCE = 1e-9
+
+
+def _product_codes(codes: pd.Series) -> pd.Series:
+    """Tell real product codes (no postage, fee, manual or voucher codes) in a stock-code column."""
+    return pd.Series(is_product_code(codes), index=codes.index)
 
 
 class ExplainedVariance(pa.DataFrameModel):
@@ -76,7 +83,7 @@ class ProductFactors(pa.DataFrameModel):
     """``analytics.product_factors``: one row per product, right singular vectors ``V`` in ``factor_NN``."""
 
     stock_code: Series[str] = pa.Field(
-        unique=True, str_matches=PRODUCT_CODE_PATTERN, description="Product code."
+        unique=True, str_matches=STOCK_CODE_PATTERN, description="Product code."
     )
     description: Series[str] = pa.Field(nullable=True, description="Latest description of the product.")
     factor: Series[float] = pa.Field(alias=FACTOR_COLUMN_PATTERN, regex=True, description="Latent factor.")
@@ -91,13 +98,18 @@ class ProductFactors(pa.DataFrameModel):
     def _has_factors(cls, df: pd.DataFrame) -> bool:
         return bool(df.columns.str.fullmatch(FACTOR_COLUMN_PATTERN).any())
 
+    # A code's verdict depends on the code alone, so the SQL route runs it on distinct codes only.
+    @pa.check("stock_code", name="is_product_code", determined_by_unique=True)
+    def _stock_code_is_a_product(cls, codes: Series[str]) -> Series[bool]:
+        return _product_codes(codes)
+
 
 class Recommendations(pa.DataFrameModel):
     """``analytics.recommendations``: top-k products per customer and setting, with a reason."""
 
     customer_id: Series[pd.Int64Dtype] = pa.Field(ge=1, description="Customer served.")
     rank: Series[int] = pa.Field(ge=1, description="1 = best recommendation.")
-    stock_code: Series[str] = pa.Field(str_matches=PRODUCT_CODE_PATTERN, description="Recommended product.")
+    stock_code: Series[str] = pa.Field(str_matches=STOCK_CODE_PATTERN, description="Recommended product.")
     description: Series[str] = pa.Field(description="Product description (the code when none is known).")
     score: Series[float] = pa.Field(
         description="Blended score; higher is better, comparable within a customer."
@@ -121,6 +133,11 @@ class Recommendations(pa.DataFrameModel):
         "ranks_consecutive_from_one": ("setting", "customer_id", "rank"),
         "scores_non_increasing_with_rank": ("setting", "customer_id", "rank", "score"),
     }
+
+    # A code's verdict depends on the code alone, so the SQL route runs it on distinct codes only.
+    @pa.check("stock_code", name="is_product_code", determined_by_unique=True)
+    def _stock_code_is_a_product(cls, codes: Series[str]) -> Series[bool]:
+        return _product_codes(codes)
 
     @pa.dataframe_check(name="distinct_products_per_customer")
     def _distinct_products(cls, df: pd.DataFrame) -> bool:

@@ -2,9 +2,9 @@
 
 This module holds the pure logic that turns cleaned sales lines into a sparse customer x product matrix and
 factors it with scikit-learn's randomized ``TruncatedSVD``: the explained-variance table and the customer and
-product factor tables analysts join in SQL. Recommenders built on these factors live in
-``pipeline.recommend``; Pandera models for the tables live in ``pipeline.schemas_recommend``. No dagster
-imports here.
+product factor tables analysts join in SQL. The recommenders built on the same matrix live in
+``pipeline.recommend.components``; Pandera models for the tables live in ``pipeline.recommend.schemas``. No
+dagster imports here.
 
 Factor tables are *wide* with fixed column names ``factor_01``, ``factor_02``, ... so that a predicted
 affinity is a plain SQL dot product::
@@ -53,7 +53,7 @@ class SvdResult(NamedTuple):
     """Output of :func:`fit_svd`.
 
     Attributes:
-        explained_variance: One row per component (see ``schemas_recommend.ExplainedVariance``).
+        explained_variance: One row per component (see ``schemas.ExplainedVariance``).
         customer_factors: One row per customer, ``customer_id`` then ``factor_01``.. (``U * Sigma``).
         product_factors: One row per product, ``stock_code``, ``description`` then ``factor_01``.. (``V``).
         model: The fitted ``TruncatedSVD``; ``model.transform`` projects new customer rows.
@@ -76,62 +76,6 @@ def factor_columns(n_components: int) -> list[str]:
     """
     width = max(2, len(str(n_components)))
     return [f"factor_{i:0{width}d}" for i in range(1, n_components + 1)]
-
-
-def latest_positions(keys: np.ndarray, dates: np.ndarray, ranks: np.ndarray | None = None) -> np.ndarray:
-    """Find the latest row of each key, as a stable sort by key and date then ``keep="last"`` would.
-
-    Two linear passes (``np.maximum.at``) instead of a sort: the latest date of each key, then the highest rank
-    among that key's rows of that date.
-
-    Args:
-        keys: Non-negative integer key of each row (e.g. a product code).
-        dates: Sortable date of each row (e.g. ``datetime64`` as int64 nanoseconds).
-        ranks: Distinct tie-breaker of each row, the highest wins (default: the row's position).
-
-    Returns:
-        Positions of one row per distinct key, in increasing key order: the row with the latest date and, among
-        rows sharing it, the highest rank.
-    """
-    if len(keys) == 0:
-        return np.array([], dtype=np.int64)
-    ranks = np.arange(len(keys)) if ranks is None else np.asarray(ranks, dtype=np.int64)
-    n_keys = int(keys.max()) + 1
-    latest = np.full(n_keys, np.iinfo(np.int64).min, dtype=np.int64)
-    np.maximum.at(latest, keys, dates)
-    candidates = np.flatnonzero(dates == latest[keys])
-    best = np.full(n_keys, -1, dtype=np.int64)
-    np.maximum.at(best, keys[candidates], ranks[candidates])
-    winners = candidates[ranks[candidates] == best[keys[candidates]]]
-    return winners[np.argsort(keys[winners], kind="stable")]
-
-
-def product_descriptions(lines: pd.DataFrame) -> pd.Series:
-    """Pick one description per stock code: the most recent non-empty one.
-
-    The same code carries several descriptions over time (renames, typos); the latest is what the shop shows
-    now. Among lines of the same code and date, the last one in ``lines`` wins.
-
-    Args:
-        lines: Cleaned sales lines with ``stock_code``, ``description`` and ``invoice_date``.
-
-    Returns:
-        Series of descriptions indexed by ``stock_code`` (sorted; codes without any description are absent).
-    """
-    # Strip each distinct text once (a few thousand) instead of every line (a million at full size), and sort
-    # integer codes rather than strings. Missing descriptions get code -1, which the appended False drops.
-    texts, distinct_texts = pd.factorize(lines["description"])
-    stripped = pd.Series(distinct_texts, dtype=object).astype(str).str.strip().to_numpy(dtype=object)
-    kept = np.append(stripped != "", False)[texts]
-    codes, stock_codes = pd.factorize(lines["stock_code"].to_numpy()[kept], sort=True)
-    dates = lines["invoice_date"].to_numpy(dtype="datetime64[ns]")[kept].view(np.int64)
-    latest = latest_positions(codes, dates)
-    return pd.Series(
-        stripped[texts[kept][latest]],
-        index=pd.Index(np.asarray(stock_codes, dtype=object)[codes[latest]], name="stock_code"),
-        name="description",
-        dtype=object,
-    )
 
 
 def _check_weighting(weighting: str) -> None:
@@ -253,7 +197,7 @@ def fit_svd(
         matrix: Output of :func:`customer_product_matrix`.
         n_components: Number of latent factors; capped to ``min(matrix.shape) - 1``.
         random_state: Seed of the randomized range finder; an int makes runs repeatable.
-        descriptions: Optional description per ``stock_code`` (see :func:`product_descriptions`) for the
+        descriptions: Optional description per ``stock_code`` (see ``pipeline.common.codes.product_descriptions``) for the
             product factor table; missing codes get ``None``.
 
     Returns:

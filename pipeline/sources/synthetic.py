@@ -44,7 +44,7 @@ COLUMNS = list(UCI_HEADER)
 #: Version of the generator's output. Bump it in any change that alters a single generated line for some
 #: ``(n_lines, random_state)``: the synthetic source's fingerprint includes it (``resources.source``), so an
 #: existing warehouse regenerates its raw lines instead of reusing lines of the previous generator.
-#: ``tests/pipeline/test_synthetic.py`` pins a digest of the output per version to catch a forgotten bump.
+#: ``tests/pipeline/sources/test_synthetic.py`` pins a digest of the output per version to catch a forgotten bump.
 GENERATOR_VERSION = "2"
 
 # Reference scale: the real 2009-2010 sheet. Counts of rare events are expressed per this many lines.

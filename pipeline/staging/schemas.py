@@ -1,7 +1,7 @@
 """Pandera models of the ingest and staging tables (the analyst contract for ``raw`` and ``staging``).
 
 Belongs here: one ``DataFrameModel`` per warehouse table of the foundation stage. Models of later stages live
-beside their logic (``schemas_customers``, ``schemas_baskets``, ``schemas_recommend``). No Dagster imports: the
+in the ``schemas`` module of their room (``pipeline.customers.schemas``...). No Dagster imports: the
 blocking checks that use these models are built in ``assets.checks``.
 """
 

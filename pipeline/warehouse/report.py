@@ -1,7 +1,7 @@
 """The customer-intelligence report: one self-contained HTML page with the headline numbers, plots and tables.
 
 What belongs here: the SQL that reads what the report shows from the warehouse (:func:`load_report_data`), and
-the rendering of those frames into HTML (:func:`render_report`), with the figures of ``pipeline.plots_*``
+the rendering of those frames into HTML (:func:`render_report`), with the figures of each room's ``plots``
 embedded as base64 PNG so the file can be mailed or opened offline (figures already drawn elsewhere from the
 same tables can be passed in ready-made instead of being drawn twice). No Dagster imports (the asset in
 ``assets.report`` writes the file) and no analytics: every number comes from a warehouse table or view.
@@ -16,12 +16,12 @@ import duckdb
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pipeline import plots_recommend
 from pipeline.baskets import plots as basket_plots
 from pipeline.common.figures import png_data_uri
 from pipeline.customers import plots as customer_plots
 from pipeline.eda import plots as eda_plots
 from pipeline.network import plots as network_plots
+from pipeline.recommend import plots as recommend_plots
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("overview", "Headline numbers"),
@@ -558,7 +558,7 @@ def _svd(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
         [
             _paragraph(text),
             _figure(
-                plots("svd_variance", lambda: plots_recommend.explained_variance_figure(variance)),
+                plots("svd_variance", lambda: recommend_plots.explained_variance_figure(variance)),
                 "Variance explained per component and cumulatively.",
             ),
             _table(
@@ -590,7 +590,7 @@ def _recommender(data: Mapping[str, pd.DataFrame], plots: _Plots) -> str:
         [
             _paragraph(text),
             _figure(
-                plots("recommender_metrics", lambda: plots_recommend.recommender_metrics_figure(metrics)),
+                plots("recommender_metrics", lambda: recommend_plots.recommender_metrics_figure(metrics)),
                 "Holdout metrics of every model in both settings.",
             ),
             _table(

@@ -18,7 +18,7 @@ from assets._metadata import SKIPPED_REASON
 from assets.definitions import build_definitions
 from assets.publish import ANALYST_COPY
 from pipeline.customers.schemas import CustomerPredictions, PredictionEvaluation
-from pipeline.schemas_recommend import RecommenderMetrics
+from pipeline.recommend.schemas import RecommenderMetrics
 from pipeline.sources import synthetic
 from resources import InvoiceSource
 from tests.assets.warehouse_build import BuiltWarehouse, build

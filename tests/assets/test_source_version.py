@@ -74,7 +74,7 @@ def test_a_new_generator_version_regenerates_the_raw_lines(existing_warehouse, m
 
 def test_the_same_generator_version_reuses_the_raw_lines(existing_warehouse, monkeypatch):
     # Reuse trusts the version: lines are not regenerated, which is why a changed output needs a new version
-    # (tests/pipeline/test_synthetic.py::test_output_is_pinned_to_the_generator_version guards that).
+    # (tests/pipeline/sources/test_synthetic.py::test_output_is_pinned_to_the_generator_version guards that).
     database, old = existing_warehouse
     change_the_generator(monkeypatch)
     assert ingest_synthetic(database) == 0

@@ -129,7 +129,7 @@ def test_uci_checksum_reaches_the_verified_download(tmp_path, monkeypatch):
     with pytest.raises(download.DownloadError):
         InvoiceSource(location="uci", cache_dir=str(tmp_path), uci_sha256="ab" * 32).parts()
     assert calls == [{"expected_sha256": "ab" * 32}]
-    # Size, type and checksum guards themselves: tests/pipeline/test_download.py; zip bomb: test_bad_input.py.
+    # Size, type and checksum guards themselves: tests/pipeline/sources/test_download.py; zip bomb: test_bad_input.py.
     assert download.DEFAULT_MAX_BYTES <= 200_000_000
 
 

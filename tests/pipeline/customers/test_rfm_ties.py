@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from pipeline.customers import rfm_segments
-from tests.pipeline.test_customers import purchases
+from tests.pipeline.customers.test_customers import purchases
 
 
 def reference_scores(values: pd.Series, *, higher_is_better: bool = True) -> pd.Series:

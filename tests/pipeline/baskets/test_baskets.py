@@ -332,14 +332,6 @@ def test_inputs_are_not_mutated():
     pd.testing.assert_frame_equal(rules, rules_before)
 
 
-def test_product_descriptions_pick_the_most_frequent():
-    cleaned = make_cleaned({"1": ["A", "B"], "2": ["A"], "3": ["A", "C"]})
-    cleaned.loc[0, "description"] = " OLD NAME "
-    cleaned.loc[cleaned["stock_code"] == "C", "description"] = None
-    names = basket_analysis.product_descriptions(cleaned)
-    assert names.to_dict() == {"A": "PRODUCT A", "B": "PRODUCT B", "C": "C"}
-
-
 @pytest.mark.parametrize(
     ("column", "value"),
     [("support", 0.0), ("confidence", 1.5), ("lift", -1.0), ("antecedents", ["B", "A"]), ("consequents", [])],

@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import plots_recommend, recommend, schemas_recommend
 from pipeline.baskets import basket_analysis
+from pipeline.common import codes
+from pipeline.recommend import components, evaluation, holdouts, plots, schemas, serving, settings
+from pipeline.recommend.hybrid import HybridRecommender
 
 
 def _lines(rows: list[tuple], descriptions: dict[str, str] | None = None) -> pd.DataFrame:
@@ -69,14 +71,6 @@ def shop() -> pd.DataFrame:
     return _shop()
 
 
-def test_product_code_rule():
-    real = ["85123A", "15056BL", "47503J", "22423", "DCGS0058", "DCGSSGIRL", "DCGS0066N"]
-    service = ["POST", "DOT", "M", "D", "C2", "S", "B", "ADJUST", "ADJUST2", "BANK CHARGES", "AMAZONFEE"]
-    service += ["gift_0001_20", "TEST001", "PADS", "CRUK", "SP1002", "123456", "85123a", None, 85123]
-    assert recommend.is_product_code(real).all()
-    assert not recommend.is_product_code(service).any()
-
-
 # Hand-computed metrics with k = 3:
 # customer 1: [A, B, C] vs {B, X}: one hit at rank 2.
 # customer 2: [D, E] vs {D, E, F, G}: hits at ranks 1 and 2.
@@ -106,7 +100,7 @@ def test_ranking_metrics_by_hand():
     relevant = pd.DataFrame(
         {"customer_id": [1, 1, 2, 2, 2, 2, 3], "stock_code": ["B", "X", "D", "E", "F", "G", "A"]}
     )
-    metrics = recommend.ranking_metrics(recs, relevant, k=3).set_index("customer_id")
+    metrics = evaluation.ranking_metrics(recs, relevant, k=3).set_index("customer_id")
     # Customer 9 has no relevant set: not evaluated.
     assert metrics.index.tolist() == [1, 2, 3]
     for customer, expected in _EXPECTED.items():
@@ -121,7 +115,7 @@ def test_ranking_metrics_by_hand():
 def test_ranking_metrics_cut_at_k():
     recs = pd.DataFrame({"customer_id": [1, 1], "rank": [1, 2], "stock_code": ["A", "B"]})
     relevant = pd.DataFrame({"customer_id": [1], "stock_code": ["B"]})
-    row = recommend.ranking_metrics(recs, relevant, k=1).iloc[0]
+    row = evaluation.ranking_metrics(recs, relevant, k=1).iloc[0]
     assert row["n_hits"] == 0 and row["hit_rate_at_k"] == 0
 
 
@@ -136,7 +130,7 @@ def test_ranking_metrics_cut_at_k():
 def test_ranking_metrics_reject_malformed_lists(recs, message):
     relevant = pd.DataFrame({"customer_id": [1], "stock_code": ["A"]})
     with pytest.raises(ValueError, match=message):
-        recommend.ranking_metrics(pd.DataFrame(recs), relevant, k=3)
+        evaluation.ranking_metrics(pd.DataFrame(recs), relevant, k=3)
 
 
 def test_temporal_split_relevant_sets():
@@ -154,7 +148,7 @@ def test_temporal_split_relevant_sets():
             ("9", "POST", 1, "2010-02-09"),  # not a product
         ]
     )
-    train, test, relevant = recommend.temporal_split(lines, cutoff=pd.Timestamp("2010-02-01"), test_months=1)
+    train, test, relevant = evaluation.temporal_split(lines, cutoff=pd.Timestamp("2010-02-01"), test_months=1)
     assert train["invoice_date"].max() < pd.Timestamp("2010-02-01")
     assert set(test["invoice"]) == {"2", "3", "4", "7"}
     pairs = {setting: set(map(tuple, frame.to_numpy().tolist())) for setting, frame in relevant.items()}
@@ -184,7 +178,7 @@ def basket_lines() -> pd.DataFrame:
 
 
 def test_popularity_counts_recent_customers(basket_lines):
-    model = recommend.PopularityRecommender(window_days=7).fit(basket_lines)
+    model = components.PopularityRecommender(window_days=7).fit(basket_lines)
     recs = model.recommend([1, 999], k=4)
     # Recent customers: A=3, C=1, B=1 (customer 1 on 30 March), D only guests. All-time breaks the B/C tie.
     assert recs[recs["customer_id"] == 999]["stock_code"].tolist() == ["10001", "10002", "10003", "10004"]
@@ -199,7 +193,7 @@ def test_popularity_counts_recent_customers(basket_lines):
 
 
 def test_buy_again_scores_decay_with_age(basket_lines):
-    model = recommend.BuyAgainRecommender(half_life_days=30).fit(basket_lines)
+    model = components.BuyAgainRecommender(half_life_days=30).fit(basket_lines)
     recs = model.recommend([1, 4], k=5)
     end = pd.Timestamp("2010-03-31")
 
@@ -219,7 +213,7 @@ def test_buy_again_scores_decay_with_age(basket_lines):
     assert reasons == ["you bought this 3 times, last on 30 Mar 2010", "you bought this on 30 Mar 2010"]
 
 
-def _cosine(shop: pd.DataFrame, model: recommend.ItemKNNRecommender) -> tuple[np.ndarray, np.ndarray]:
+def _cosine(shop: pd.DataFrame, model: components.ItemKNNRecommender) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force binary customer x product matrix and item-item cosine (no self-similarity)."""
     x = (model.history_.counts.toarray() > 0).astype(float)
     norms = np.linalg.norm(x, axis=0)
@@ -229,7 +223,7 @@ def _cosine(shop: pd.DataFrame, model: recommend.ItemKNNRecommender) -> tuple[np
 
 
 def test_item_knn_matches_brute_force(shop):
-    model = recommend.ItemKNNRecommender(n_neighbors=None, weighting="binary").fit(shop)
+    model = components.ItemKNNRecommender(n_neighbors=None, weighting="binary").fit(shop)
     history = model.history_
     x, similarity = _cosine(shop, model)
     expected = x @ similarity
@@ -243,7 +237,7 @@ def test_item_knn_matches_brute_force(shop):
 
 
 def test_item_knn_keeps_the_nearest_neighbours(shop):
-    model = recommend.ItemKNNRecommender(n_neighbors=3, weighting="binary").fit(shop)
+    model = components.ItemKNNRecommender(n_neighbors=3, weighting="binary").fit(shop)
     _, similarity = _cosine(shop, model)
     pruned = model.similarity_.toarray()
     assert ((pruned > 0).sum(axis=1) <= 3).all()
@@ -256,7 +250,7 @@ def test_item_knn_keeps_the_nearest_neighbours(shop):
 
 
 def test_item_knn_names_the_most_similar_purchase(shop):
-    model = recommend.ItemKNNRecommender().fit(shop)
+    model = components.ItemKNNRecommender().fit(shop)
     recs = model.recommend([1, 2], k=3, exclude_purchased=True)
     reasons = model.explain(recs)
     bought = set(shop.loc[shop["customer_id"].isin([1, 2]), "description"])
@@ -266,7 +260,7 @@ def test_item_knn_names_the_most_similar_purchase(shop):
 
 
 def test_svd_recommender_reconstructs_the_matrix(shop):
-    model = recommend.SVDRecommender(n_components=4, weighting="log_count", random_state=0).fit(shop)
+    model = components.SVDRecommender(n_components=4, weighting="log_count", random_state=0).fit(shop)
     history = model.history_
     dense = np.log1p(history.counts.toarray())
     u, s, vt = np.linalg.svd(dense, full_matrices=False)
@@ -301,7 +295,7 @@ def test_rules_recommender_with_external_rules():
             "is_redundant": [False, False, False, False, True],
         }
     )
-    model = recommend.RulesRecommender(rules=rules).fit(lines)
+    model = components.RulesRecommender(rules=rules).fit(lines)
     # Non-product and redundant rules are dropped.
     assert len(model.rules_) == 2
     recs = model.recommend([1, 2, 3], k=5)
@@ -314,7 +308,7 @@ def test_rules_recommender_with_external_rules():
     assert reasons[1] == (
         "often bought with PINK REGENCY TEACUP AND SAUCER and ROSES REGENCY TEACUP AND SAUCER, lift 3"
     )
-    with_lift = recommend.RulesRecommender(rules=rules, score="confidence_lift").fit(lines)
+    with_lift = components.RulesRecommender(rules=rules, score="confidence_lift").fit(lines)
     np.testing.assert_allclose(with_lift.recommend([1], k=5)["score"], [0.8 * 22.4, 0.5 * 3.0])
 
 
@@ -332,13 +326,13 @@ def test_rules_prefer_all_country_rules():
     lines = _lines(
         [("1", "10001", 1, "2010-01-01"), ("2", "10002", 2, "2010-01-01"), ("3", "10003", 2, "2010-01-02")]
     )
-    model = recommend.RulesRecommender(rules=rules).fit(lines)
+    model = components.RulesRecommender(rules=rules).fit(lines)
     assert model.rules_["consequents"].tolist() == [["10002"]]
 
 
 def _products_only(lines: pd.DataFrame) -> pd.DataFrame:
     """The shop as cleaned transactions hold it: product lines only (cleaning rejects POST), and countries."""
-    kept = lines[recommend.is_product_code(lines["stock_code"])].reset_index(drop=True)
+    kept = lines[codes.is_product_code(lines["stock_code"])].reset_index(drop=True)
     return kept.assign(country=np.where(kept["customer_id"].fillna(0) % 4 == 0, "EIRE", "United Kingdom"))
 
 
@@ -363,8 +357,8 @@ MINING = basket_analysis.RuleMining(min_support=0.02, min_confidence=0.5, min_li
 def test_rules_mined_at_fit_time_see_only_the_fitted_lines(shop):
     cutoff = pd.Timestamp("2010-09-01")
     planted = _planted(_products_only(shop), cutoff)
-    everything = recommend.RulesRecommender(mining=MINING).fit(planted)
-    before = recommend.RulesRecommender(mining=MINING).fit(planted[planted["invoice_date"] < cutoff])
+    everything = components.RulesRecommender(mining=MINING).fit(planted)
+    before = components.RulesRecommender(mining=MINING).fit(planted[planted["invoice_date"] < cutoff])
     # The planted pair is a strong rule on all lines, and unknown to a fit on the lines before the cutoff.
     assert _has_rule(everything.rules_, "10007", "10107")
     assert not _has_rule(before.rules_, "10007", "10107")
@@ -373,12 +367,12 @@ def test_rules_mined_at_fit_time_see_only_the_fitted_lines(shop):
 
 def test_rules_component_mines_exactly_like_the_rules_table(shop):
     lines = _products_only(shop)
-    fitted = recommend.RulesRecommender(mining=MINING).fit(lines)
+    fitted = components.RulesRecommender(mining=MINING).fit(lines)
     table = basket_analysis.rules_by_country(
         lines, min_invoices=20, min_support=MINING.min_support, max_len=MINING.max_len,
         min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
     )
-    pd.testing.assert_frame_equal(fitted.rules_, recommend._prepare_rules(table), check_exact=True)
+    pd.testing.assert_frame_equal(fitted.rules_, components._prepare_rules(table), check_exact=True)
     assert fitted.rules_["confidence"].min() >= MINING.min_confidence
     assert fitted.rules_["lift"].min() >= MINING.min_lift
 
@@ -393,7 +387,7 @@ def test_evaluated_and_tuned_rules_are_the_served_rules(shop):
         lines, min_invoices=20, min_support=MINING.min_support, max_len=MINING.max_len,
         min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
     )
-    tables = recommend.recommend_and_evaluate(lines, served, k=5, test_months=2, validation_months=2,
+    tables = serving.recommend_and_evaluate(lines, served, k=5, test_months=2, validation_months=2,
                                               mining=MINING)
     test_cutoff = tables.evaluation["cutoff_date"].iloc[0]
     assert test_cutoff == cutoff
@@ -402,9 +396,9 @@ def test_evaluated_and_tuned_rules_are_the_served_rules(shop):
         max_len=MINING.max_len, min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
     )
     pd.testing.assert_frame_equal(
-        tables.evaluation_rules, recommend._prepare_rules(pre_cutoff), check_exact=True
+        tables.evaluation_rules, components._prepare_rules(pre_cutoff), check_exact=True
     )
-    pd.testing.assert_frame_equal(tables.served_rules, recommend._prepare_rules(served), check_exact=True)
+    pd.testing.assert_frame_equal(tables.served_rules, components._prepare_rules(served), check_exact=True)
     # No leakage: the pair planted after the cutoff is served but was not evaluated.
     assert _has_rule(tables.served_rules, "10007", "10107")
     assert not _has_rule(tables.evaluation_rules, "10007", "10107")
@@ -415,17 +409,17 @@ def test_evaluated_and_tuned_rules_are_the_served_rules(shop):
     assert params["n_rules"] == len(tables.evaluation_rules)
     # The tuning that chose the served weights mined with the same settings: with other settings the
     # evaluation (and its tuned weights) differ.
-    default = recommend.recommend_and_evaluate(lines, served, k=5, test_months=2, validation_months=2)
+    default = serving.recommend_and_evaluate(lines, served, k=5, test_months=2, validation_months=2)
     assert len(default.evaluation_rules) != len(tables.evaluation_rules)
 
 
 @pytest.fixture(scope="module")
-def fitted_hybrid(shop) -> recommend.HybridRecommender:
-    return recommend.HybridRecommender(components=recommend.default_components(), random_state=0).fit(shop)
+def fitted_hybrid(shop) -> HybridRecommender:
+    return HybridRecommender(components=components.default_components(), random_state=0).fit(shop)
 
 
 @pytest.fixture
-def hybrid(fitted_hybrid) -> recommend.HybridRecommender:
+def hybrid(fitted_hybrid) -> HybridRecommender:
     """The fitted hybrid with its own parameters: tests that set weights don't change what others see."""
     return copy.copy(fitted_hybrid)
 
@@ -444,7 +438,7 @@ def test_every_model_serves_at_most_k_distinct_products(shop, hybrid, exclude_pu
         sizes = recs.groupby("customer_id").size()
         assert sizes.max() <= 5, name
         assert not recs.duplicated(["customer_id", "stock_code"]).any(), name
-        assert recommend.is_product_code(recs["stock_code"]).all(), name
+        assert codes.is_product_code(recs["stock_code"]).all(), name
         assert (recs.groupby("customer_id")["rank"].max() == sizes).all(), name
         if exclude_purchased:
             pairs = set(zip(recs["customer_id"].astype(int), recs["stock_code"], strict=True))
@@ -466,7 +460,7 @@ def test_hybrid_sources_and_reasons(hybrid):
     recs = hybrid.set_params(weights={"buy_again": 2.0, "svd": 1.0, "item_knn": 1.0, "rules": 1.0}).recommend(
         hybrid.history_.customer_ids[:20], k=6
     )
-    assert set(recs["source"]) <= set(recommend.COMPONENT_NAMES)
+    assert set(recs["source"]) <= set(settings.COMPONENT_NAMES)
     assert "buy_again" in set(recs["source"])
     reasons = hybrid.explain(recs)
     assert reasons.notna().all() and (reasons.str.len() > 0).all()
@@ -486,20 +480,20 @@ def test_hybrid_weights_change_the_blend(hybrid):
 
 def test_components_do_not_mutate_their_input(shop):
     before = shop.copy()
-    recommend.HybridRecommender().fit(shop)
+    HybridRecommender().fit(shop)
     pd.testing.assert_frame_equal(shop, before)
 
 
 @pytest.fixture(scope="module")
 def shop_metrics(shop) -> pd.DataFrame:
-    return recommend.evaluate(shop, cutoff=pd.Timestamp("2010-09-01"), test_months=2, validation_months=2)
+    return evaluation.evaluate(shop, cutoff=pd.Timestamp("2010-09-01"), test_months=2, validation_months=2)
 
 
 def test_evaluate_table(shop_metrics):
-    schemas_recommend.RecommenderMetrics.validate(shop_metrics)
+    schemas.RecommenderMetrics.validate(shop_metrics)
     assert len(shop_metrics) == 12
     assert set(zip(shop_metrics["model"], shop_metrics["setting"], strict=True)) == {
-        (model, setting) for model in recommend.MODEL_NAMES for setting in recommend.SETTINGS
+        (model, setting) for model in settings.MODEL_NAMES for setting in settings.SETTINGS
     }
     again = shop_metrics.set_index(["model", "setting"]).loc[("buy_again", "new_only")]
     assert again["hit_rate_at_k"] == 0 and again["catalogue_coverage"] == 0
@@ -518,7 +512,7 @@ def test_evaluate_does_not_learn_from_the_test_window(shop, shop_metrics):
     shuffled.loc[future, "stock_code"] = (
         shuffled.loc[future, "stock_code"].sample(frac=1, random_state=1).to_numpy()
     )
-    after = recommend.evaluate(shuffled, cutoff=cutoff, test_months=2, validation_months=2)
+    after = evaluation.evaluate(shuffled, cutoff=cutoff, test_months=2, validation_months=2)
     before_any = shop_metrics[shop_metrics["setting"] == "any"].set_index("model")
     after_any = after[after["setting"] == "any"].set_index("model")
     pd.testing.assert_series_equal(before_any["catalogue_coverage"], after_any["catalogue_coverage"])
@@ -536,14 +530,14 @@ def test_recommend_all_settings_table(shop):
             "support": [0.2, 0.1],
         }
     )
-    table = recommend.recommend_all_settings(shop, rules, k=4, validation_months=2)
-    schemas_recommend.Recommendations.validate(table)
+    table = serving.recommend_all_settings(shop, rules, k=4, validation_months=2)
+    schemas.Recommendations.validate(table)
     assert set(table["setting"]) == {"any", "new_only"}
     customers = set(shop["customer_id"].dropna().astype(int))
     for _, part in table.groupby("setting"):
         assert set(part["customer_id"].astype(int)) == customers
         assert (part.groupby("customer_id").size() == 4).all()
-    assert recommend.is_product_code(table["stock_code"]).all()
+    assert codes.is_product_code(table["stock_code"]).all()
     bought = set(
         zip(
             shop["customer_id"].dropna().astype(int),
@@ -558,37 +552,37 @@ def test_recommend_all_settings_table(shop):
 
 def test_recommend_all_single_setting_matches_the_combined_table(shop):
     weights = {"any": {"buy_again": 2.0, "svd": 1.0, "popularity": 0.5}}
-    single = recommend.recommend_all(shop, k=3, weights=weights["any"])
-    combined = recommend.recommend_all_settings(shop, k=3, settings=["any"], weights=weights)
+    single = serving.recommend_all(shop, k=3, weights=weights["any"])
+    combined = serving.recommend_all_settings(shop, k=3, settings=["any"], weights=weights)
     pd.testing.assert_frame_equal(single, combined)
     assert (single["setting"] == "any").all()
     with pytest.raises(ValueError, match="settings"):
-        recommend.recommend_all_settings(shop, settings=["everything"], weights=weights)
+        serving.recommend_all_settings(shop, settings=["everything"], weights=weights)
 
 
 def test_recommender_metrics_figure(shop_metrics):
-    figure = plots_recommend.recommender_metrics_figure(shop_metrics)
+    figure = plots.recommender_metrics_figure(shop_metrics)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     assert buffer.getvalue()[:4] == b"\x89PNG"
     assert [axes.get_title().split(" ")[0] for axes in figure.axes] == ["any", "new_only"]
     with pytest.raises(ValueError, match="lacks"):
-        plots_recommend.recommender_metrics_figure(shop_metrics.drop(columns="ndcg_at_k"))
+        plots.recommender_metrics_figure(shop_metrics.drop(columns="ndcg_at_k"))
 
 
 @pytest.fixture(scope="module")
 def real_metrics(request) -> pd.DataFrame:
     cleaned = request.getfixturevalue("real_cleaned")
-    return recommend.evaluate(cleaned)
+    return evaluation.evaluate(cleaned)
 
 
 def test_hybrid_beats_every_component_on_the_real_sheet(real_metrics):
-    schemas_recommend.RecommenderMetrics.validate(real_metrics)
+    schemas.RecommenderMetrics.validate(real_metrics)
     assert real_metrics["cutoff_date"].iloc[0] == pd.Timestamp("2010-09-10")
     table = real_metrics.set_index(["setting", "model"])
-    for setting in recommend.SETTINGS:
+    for setting in settings.SETTINGS:
         hybrid = table.loc[(setting, "hybrid")]
-        for model in recommend.COMPONENT_NAMES:
+        for model in settings.COMPONENT_NAMES:
             component = table.loc[(setting, model)]
             assert hybrid["hit_rate_at_k"] > component["hit_rate_at_k"], (setting, model)
             assert hybrid["ndcg_at_k"] > component["ndcg_at_k"], (setting, model)
@@ -599,14 +593,14 @@ def test_hybrid_beats_every_component_on_the_real_sheet(real_metrics):
 
 def test_short_data_recommends_with_default_weights_and_evaluation_says_why(shop, caplog):
     week = shop[shop["invoice_date"] < pd.Timestamp("2010-01-11")]
-    with caplog.at_level("WARNING", logger="pipeline.recommend"):
-        table = recommend.recommend_all_settings(week, k=3)
+    with caplog.at_level("WARNING", logger="pipeline.recommend.serving"):
+        table = serving.recommend_all_settings(week, k=3)
     assert "DEFAULT_WEIGHTS" in caplog.text
-    expected = recommend.recommend_all_settings(week, k=3, weights=recommend.DEFAULT_WEIGHTS)
+    expected = serving.recommend_all_settings(week, k=3, weights=settings.DEFAULT_WEIGHTS)
     pd.testing.assert_frame_equal(table, expected)
     assert set(table["customer_id"].astype(int)) == set(week["customer_id"].dropna().astype(int))
-    with pytest.raises(recommend.ValidationSplitError, match=r"the data spans 2010-01-0\d to 2010-01-\d\d"):
-        recommend.evaluate(week)
+    with pytest.raises(holdouts.ValidationSplitError, match=r"the data spans 2010-01-0\d to 2010-01-\d\d"):
+        evaluation.evaluate(week)
 
 
 def _reference_top_n(scores: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
@@ -628,7 +622,7 @@ def test_top_k_keeps_the_argpartition_selection_even_with_ties(n):
     # Few distinct values, so many rows tie at the n-th place; zeros and -inf are never returned.
     scores = rng.integers(-1, 5, size=(300, 12)).astype(np.float64)
     scores[rng.random(scores.shape) < 0.1] = -np.inf
-    row, column, value, rank = recommend._top_k(scores, n, positive_only=True)
+    row, column, value, rank = components._top_k(scores, n, positive_only=True)
     found = [[] for _ in range(len(scores))]
     for r, c, v, k in zip(row, column, value, rank, strict=True):
         assert k == len(found[r]) + 1
@@ -637,10 +631,10 @@ def test_top_k_keeps_the_argpartition_selection_even_with_ties(n):
 
 
 def test_blocked_cosine_similarity_equals_the_full_product(shop):
-    history = recommend.ItemKNNRecommender().fit(shop).history_
-    columns = recommend.normalize(history.counts.tocsc(), norm="l2", axis=0)
+    history = components.ItemKNNRecommender().fit(shop).history_
+    columns = components.normalize(history.counts.tocsc(), norm="l2", axis=0)
     expected = np.asarray(columns.T @ columns.toarray(), dtype=np.float32)
-    np.testing.assert_array_equal(recommend._cosine_similarity(columns, n_blocks=3), expected)
+    np.testing.assert_array_equal(components._cosine_similarity(columns, n_blocks=3), expected)
 
 
 def test_pool_score_equals_tensordot(hybrid):
@@ -659,7 +653,7 @@ def test_batched_serving_equals_one_pool(hybrid, monkeypatch, exclude_purchased)
     monkeypatch.setattr(hybrid, "weights", {"rules": 1.0})
     whole = hybrid.recommend(customers, k=3, exclude_purchased=exclude_purchased)
     deferred = []
-    top_k = recommend._top_k
+    top_k = components._top_k
 
     def counting_top_k(*args, **kwargs):
         found = top_k(*args, **kwargs)
@@ -668,9 +662,9 @@ def test_batched_serving_equals_one_pool(hybrid, monkeypatch, exclude_purchased)
         return found
 
     # Tiny blocks: tied customers are set aside, then resolved on rows padded to the whole pool's width.
-    monkeypatch.setattr(recommend, "_top_k", counting_top_k)
-    monkeypatch.setattr(recommend, "_SERVE_BATCH", 8)
-    monkeypatch.setattr(recommend, "_BATCH_ROWS", 4)
+    monkeypatch.setattr("pipeline.recommend.hybrid._top_k", counting_top_k)
+    monkeypatch.setattr("pipeline.recommend.hybrid._SERVE_BATCH", 8)
+    monkeypatch.setattr("pipeline.recommend.components._BATCH_ROWS", 4)
     batched = hybrid.recommend(customers, k=3, exclude_purchased=exclude_purchased)
     pd.testing.assert_frame_equal(batched, whole)
     assert deferred
@@ -688,19 +682,19 @@ def test_recommend_and_evaluate_equals_the_separate_calls(shop, validation_month
         }
     )
     before = shop.copy()
-    tables = recommend.recommend_and_evaluate(
+    tables = serving.recommend_and_evaluate(
         shop, rules, k=5, test_months=2, validation_months=validation_months, random_state=1, n_jobs=n_jobs
     )
     pd.testing.assert_frame_equal(shop, before)
     assert tables.evaluation_error is None
     pd.testing.assert_frame_equal(
         tables.evaluation,
-        recommend.evaluate(shop, test_months=2, k=5, validation_months=validation_months, random_state=1),
+        evaluation.evaluate(shop, test_months=2, k=5, validation_months=validation_months, random_state=1),
         check_exact=True,
     )
     pd.testing.assert_frame_equal(
         tables.recommendations,
-        recommend.recommend_all_settings(
+        serving.recommend_all_settings(
             shop, rules, k=5, validation_months=validation_months, random_state=1
         ),
         check_exact=True,
@@ -709,8 +703,8 @@ def test_recommend_and_evaluate_equals_the_separate_calls(shop, validation_month
 
 def test_recommend_and_evaluate_on_short_data_serves_and_says_why_it_cannot_evaluate(shop):
     week = shop[shop["invoice_date"] < pd.Timestamp("2010-01-11")]
-    tables = recommend.recommend_and_evaluate(week, k=3)
+    tables = serving.recommend_and_evaluate(week, k=3)
     assert tables.evaluation is None
-    assert isinstance(tables.evaluation_error, recommend.ValidationSplitError)
+    assert isinstance(tables.evaluation_error, holdouts.ValidationSplitError)
     assert "the data spans" in str(tables.evaluation_error)
-    pd.testing.assert_frame_equal(tables.recommendations, recommend.recommend_all_settings(week, k=3))
+    pd.testing.assert_frame_equal(tables.recommendations, serving.recommend_all_settings(week, k=3))

@@ -14,7 +14,7 @@ from pipeline.baskets.schemas import AssociationRules, FrequentItemsets
 from pipeline.customers import rfm_segments
 from pipeline.customers.schemas import CustomerRfm, SegmentSummary
 from pipeline.network.schemas import ProductCentrality, ProductNetworkEdges
-from pipeline.schemas_recommend import CustomerFactors, ExplainedVariance, Recommendations
+from pipeline.recommend.schemas import CustomerFactors, ExplainedVariance, Recommendations
 from pipeline.sources import synthetic
 from pipeline.sources.readers import normalize_frame
 from pipeline.staging.cleaning import clean

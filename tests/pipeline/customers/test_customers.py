@@ -9,7 +9,7 @@ import pytest
 from pipeline.common import lines as sales_lines
 from pipeline.customers import plots, rfm_segments
 from pipeline.customers.schemas import CustomerRfm, SegmentSummary
-from tests.pipeline.test_eda import warehouse_of
+from tests.pipeline.eda.test_eda import warehouse_of
 
 # The documented grid, written out cell by cell (rows R = 5..1, columns FM = 1..5).
 GRID = {

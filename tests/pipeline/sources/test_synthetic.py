@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,10 +10,8 @@ import pytest
 from scipy import sparse
 
 from pipeline.sources import fingerprints, synthetic
+from tests.conftest import REAL_PARQUET
 
-REAL_PARQUET = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
-)
 PRODUCT_CODE = r"^\d{5}[A-Za-z]?$"
 SERVICE_CODES = set("POST|DOT|C2|M|D|S|B|ADJUST|BANK CHARGES|PADS|AMAZONFEE|TEST001|TEST002".split("|"))
 

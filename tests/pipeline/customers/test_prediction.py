@@ -14,7 +14,7 @@ from pipeline.customers.schemas import (
     PredictionEvaluation,
     PurchaseLabels,
 )
-from tests.pipeline.test_eda import warehouse_of
+from tests.pipeline.eda.test_eda import warehouse_of
 
 
 def lines(rows: list[tuple], *, reason: str | None = None) -> pd.DataFrame:

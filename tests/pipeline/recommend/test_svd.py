@@ -1,4 +1,4 @@
-"""Tests for pipeline.svd: the customer x product matrix, the truncated SVD and its tables."""
+"""Tests for pipeline.recommend.svd: the customer x product matrix, the truncated SVD and its tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from pipeline import plots_recommend, schemas_recommend, svd
+from pipeline.recommend import plots, schemas, svd
 
 
 def _lines(rows: list[tuple[str, str, int | None, str]]) -> pd.DataFrame:
@@ -85,39 +85,6 @@ def test_guest_only_lines_are_rejected(tiny):
         svd.customer_product_matrix(tiny.assign(customer_id=pd.array([None] * len(tiny), dtype="Int64")))
 
 
-def test_product_descriptions_take_the_latest_non_empty_text():
-    lines = pd.DataFrame(
-        {
-            "stock_code": ["A", "A", "A", "B"],
-            "description": ["OLD NAME", " NEW NAME ", None, "  "],
-            "invoice_date": pd.to_datetime(["2010-01-01", "2010-02-01", "2010-03-01", "2010-01-01"]),
-        }
-    )
-    assert svd.product_descriptions(lines).to_dict() == {"A": "NEW NAME"}
-
-
-def test_product_descriptions_break_date_ties_like_a_stable_sort():
-    rng = np.random.default_rng(3)
-    lines = pd.DataFrame(
-        {
-            "stock_code": rng.choice(["A", "B", "C", "D"], size=300),
-            "description": rng.choice([f"NAME {i}" for i in range(40)] + [None, " "], size=300),
-            "invoice_date": pd.Timestamp("2010-01-01")
-            + pd.to_timedelta(rng.integers(0, 5, size=300), unit="D"),
-        }
-    )
-    # Reference: the latest non-empty stripped description per code, the last line winning on equal dates.
-    described = lines.dropna(subset=["description"])
-    described = described.assign(description=described["description"].str.strip())
-    described = described[described["description"] != ""]
-    expected = described.sort_values(["stock_code", "invoice_date"], kind="stable").drop_duplicates(
-        "stock_code", keep="last"
-    )
-    assert svd.product_descriptions(lines).to_dict() == dict(
-        zip(expected["stock_code"], expected["description"], strict=True)
-    )
-
-
 @pytest.mark.parametrize(
     ("n", "expected"), [(1, ["factor_01"]), (3, ["factor_01", "factor_02", "factor_03"])]
 )
@@ -178,9 +145,9 @@ def test_factor_tables_shapes_and_schemas(random_matrix):
     assert list(result.customer_factors.columns) == ["customer_id", *svd.factor_columns(4)]
     assert result.product_factors["description"].iloc[0] == "FIRST"
     assert result.product_factors["description"].iloc[1:].isna().all()
-    schemas_recommend.ExplainedVariance.validate(result.explained_variance)
-    schemas_recommend.CustomerFactors.validate(result.customer_factors)
-    schemas_recommend.ProductFactors.validate(result.product_factors)
+    schemas.ExplainedVariance.validate(result.explained_variance)
+    schemas.CustomerFactors.validate(result.customer_factors)
+    schemas.ProductFactors.validate(result.product_factors)
 
 
 def test_n_components_is_capped(random_matrix):
@@ -205,16 +172,16 @@ def test_too_small_inputs_are_rejected(shape, n):
 def test_schema_rejects_unknown_columns_and_bad_ratios(random_matrix):
     result = svd.fit_svd(random_matrix, n_components=3, random_state=0)
     with pytest.raises(pa.errors.SchemaErrors, match="extra"):
-        schemas_recommend.CustomerFactors.validate(result.customer_factors.assign(extra=1.0), lazy=True)
+        schemas.CustomerFactors.validate(result.customer_factors.assign(extra=1.0), lazy=True)
     with pytest.raises(pa.errors.SchemaErrors, match="singular_values_non_increasing"):
-        schemas_recommend.ExplainedVariance.validate(
+        schemas.ExplainedVariance.validate(
             result.explained_variance.assign(singular_value=[1.0, 2.0, 3.0]), lazy=True
         )
 
 
 def test_explained_variance_figure(random_matrix):
     table = svd.fit_svd(random_matrix, n_components=5, random_state=0).explained_variance
-    figure = plots_recommend.explained_variance_figure(table)
+    figure = plots.explained_variance_figure(table)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     assert buffer.getvalue()[:4] == b"\x89PNG"
