@@ -85,14 +85,20 @@ def test_customer_360_has_every_customer_and_their_top_three(conn):
     np.testing.assert_allclose(merged["expected_value"], merged["expected_value_table"])
 
 
-def test_slow_movers_follow_the_documented_rule(conn):
-    """Recompute the rule in pandas from the sales lines and compare product by product."""
+def _sales_windows(conn):
+    """Sales lines, the reference day (after the last invoice day), and masks of the last and previous 90 days."""
     sales = conn.execute(
         "SELECT stock_code, invoice, invoice_date, revenue FROM staging.cleaned_transactions"
     ).df()
     reference = sales["invoice_date"].max().normalize() + pd.Timedelta(days=1)
     recent = sales["invoice_date"] >= reference - pd.Timedelta(days=90)
     previous = (sales["invoice_date"] >= reference - pd.Timedelta(days=180)) & ~recent
+    return sales, reference, recent, previous
+
+
+def test_slow_movers_follow_the_documented_rule(conn):
+    """Recompute the rule in pandas from the sales lines and compare product by product."""
+    sales, reference, recent, previous = _sales_windows(conn)
     per_product = pd.DataFrame(
         {
             "days": (reference - sales.groupby("stock_code")["invoice_date"].max().dt.normalize()).dt.days,
@@ -115,12 +121,7 @@ def test_slow_movers_follow_the_documented_rule(conn):
 
 
 def test_product_360_sales_windows_match_pandas(conn):
-    sales = conn.execute(
-        "SELECT stock_code, invoice, invoice_date, revenue FROM staging.cleaned_transactions"
-    ).df()
-    reference = sales["invoice_date"].max().normalize() + pd.Timedelta(days=1)
-    recent = sales["invoice_date"] >= reference - pd.Timedelta(days=90)
-    previous = (sales["invoice_date"] >= reference - pd.Timedelta(days=180)) & ~recent
+    sales, reference, recent, previous = _sales_windows(conn)
     by_code = sales.groupby("stock_code")
     expected = pd.DataFrame(
         {

@@ -10,19 +10,11 @@ import pandas as pd
 import pytest
 
 from pipeline.sources import readers
+from pipeline.sources.contract import UCI_HEADER
 from pipeline.sources.readers import RAW_COLUMNS, SourceFormatError
 from tests.conftest import REAL_PARQUET, SAMPLE_CSV, SAMPLE_XLSX, require
 
-II_HEADER = [
-    "Invoice",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "Price",
-    "Customer ID",
-    "Country",
-]
+II_HEADER = list(UCI_HEADER)
 OLD_HEADER = [
     "InvoiceNo",
     "StockCode",
