@@ -1,7 +1,8 @@
 """Customer assets: RFM and segments, K-Means/GMM clusters with model selection, 90-day predictions.
 
-Logic lives in pipeline.customers.rfm_segments, pipeline.customers.clustering and pipeline.customers.prediction. On data spanning too few
-days the predictions and their evaluation are stored empty with a reason (WARN check ``has_enough_history``).
+Logic lives in pipeline.customers.rfm_segments, pipeline.customers.clustering and
+pipeline.customers.prediction. On data spanning too few days the predictions and their evaluation are stored
+empty with a reason (WARN check ``has_enough_history``).
 """
 
 import dagster as dg

@@ -1,7 +1,7 @@
 """EDA assets: monthly sales, countries, products and cohort retention. Logic lives in pipeline.eda.summaries.
 
-The tables aggregate the staging lines inside the warehouse (``sales_lines.warehouse_lines``): the lines are upstream
-dependencies, not loaded inputs, so a million of them never pass through pandas.
+The tables aggregate the staging lines inside the warehouse (``sales_lines.warehouse_lines``): the lines are
+upstream dependencies, not loaded inputs, so a million of them never pass through pandas.
 """
 
 import dagster as dg

@@ -1,9 +1,9 @@
 """Analytic settings that more than one asset reads, configured once as resources.
 
-Rule mining: the rules table (``analytics.association_rules``, through ``analytics.frequent_itemsets``) and the recommender
-(which mines the same way inside each temporal holdout, to evaluate and tune the rules it serves) read these
-settings from one resource, so the rules they use can never be mined differently. Mining itself lives in
-``pipeline.baskets.basket_analysis``.
+Rule mining: the rules table (``analytics.association_rules``, through ``analytics.frequent_itemsets``) and
+the recommender (which mines the same way inside each temporal holdout, to evaluate and tune the rules it
+serves) read these settings from one resource, so the rules they use can never be mined differently. Mining
+itself lives in ``pipeline.baskets.basket_analysis``.
 
 Clustering: the model-selection table and the fitted clusters read one setting of the k range, the forced k
 and the seeds, so the k the selection reports is the k the clusters are fitted with. The models live in

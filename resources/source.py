@@ -1,7 +1,8 @@
 """Where invoices come from: the synthetic generator, a file or folder of exports, or the official UCI download.
 
 Belongs here: choosing and fingerprinting the source parts, and handing their lines over in the raw contract.
-Parsing lives in ``pipeline.sources.readers``, generation in ``pipeline.sources.synthetic``, downloading in ``pipeline.sources.download``.
+Parsing lives in ``pipeline.sources.readers``, generation in ``pipeline.sources.synthetic``, downloading in
+``pipeline.sources.download``.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class InvoiceSource(dg.ConfigurableResource):
         """A cheap signature of the source listing (names, sizes, modification times) for the sensor.
 
         Returns:
-            A hex digest; it changes when a file is added, removed or rewritten. Constant for synthetic and uci.
+            A hex digest; it changes when a file is added, removed or rewritten. Constant for synthetic and
+            uci.
         """
         if self.location in ("synthetic", "uci"):
             return self.location

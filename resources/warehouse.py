@@ -45,8 +45,8 @@ class AtomicPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     """Stores pandas DataFrames by replacing the whole table in one transaction.
 
     The stock dagster-duckdb-pandas handler deletes the old rows and inserts the new ones in two autocommitted
-    statements, skips empty frames (leaving stale rows) and cannot change a table's columns. Here a reader sees
-    either the previous table or the new one, never a half-written or emptied table.
+    statements, skips empty frames (leaving stale rows) and cannot change a table's columns. Here a reader
+    sees either the previous table or the new one, never a half-written or emptied table.
     """
 
     def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
@@ -77,8 +77,8 @@ class AtomicPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
 
         Arrow is about 3x faster than DuckDB's ``.df()`` for text columns (0.4 s against 1.0-1.3 s for the
         1M-line cleaned transactions) and gives the same frame: object strings, ``datetime64[ns]``
-        (``coerce_temporal_nanoseconds``; DATE too), numpy arrays for lists. Integer columns holding nulls are converted
-        from Arrow straight to ``Int64`` (no detour through float, so ids above 2**53 stay exact).
+        (``coerce_temporal_nanoseconds``; DATE too), numpy arrays for lists. Integer columns holding nulls are
+        converted from Arrow straight to ``Int64`` (no detour through float, so ids above 2**53 stay exact).
         """
         table = connection.sql(DuckDbClient.get_select_statement(table_slice)).to_arrow_table()
         frame = table.to_pandas(coerce_temporal_nanoseconds=True, date_as_object=False)

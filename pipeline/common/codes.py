@@ -14,8 +14,8 @@ import pandas as pd
 #: The format of a stock code as staged: upper-case letters and digits, 3 to 12 of them.
 STOCK_CODE_PATTERN = r"^[0-9A-Z]{3,12}$"
 
-#: Stock codes that are not products: postage, carriage, fees, manual lines, discounts, samples, tests, vouchers.
-#: Matched on the upper-cased, stripped code. DCGS* codes are real gift-set products.
+#: Stock codes that are not products: postage, carriage, fees, manual lines, discounts, samples, tests,
+# vouchers. #: Matched on the upper-cased, stripped code. DCGS* codes are real gift-set products.
 NON_PRODUCT_CODE_PATTERN = (
     r"^(?:POST|DOT|C2|C3|M|D|S|B|CRUK|PADS|AMAZONFEE|BANK CHARGES|ADJUST\d*|TEST\d*|GIFT|GIFT_\d+_\d+|SP\d+)$"
 )

@@ -2,8 +2,8 @@
 
 What belongs here: the clustering feature matrix, the model-selection table and the rule that picks the
 number of clusters, the final fit with deterministic cluster numbers and readable names, and the cross
-tabulation against the rule-based RFM segments. The RFM table itself comes from ``pipeline.customers.rfm_segments``;
-figures live in ``pipeline.customers.plots``.
+tabulation against the rule-based RFM segments. The RFM table itself comes from
+``pipeline.customers.rfm_segments``; figures live in ``pipeline.customers.plots``.
 
 Features. ``log1p`` of recency days, frequency and monetary value, each standardised to mean 0 and
 standard deviation 1. The logs tame the heavy right tails (a few wholesale accounts spend hundreds of times
@@ -166,9 +166,10 @@ def model_selection(
         mixture_sample: Maximum number of customers the mixtures are fitted on; ``None`` for all.
 
     Returns:
-        Long table, one row per fitted model (columns of ``pipeline.customers.schemas.ModelSelection``): ``model``
-        (``"kmeans"`` or ``"gmm"``), ``k``, ``covariance_type`` (missing for k-means), ``inertia`` (k-means
-        only), ``silhouette``, ``davies_bouldin``, ``calinski_harabasz``, ``bic`` and ``aic`` (mixtures only).
+        Long table, one row per fitted model (columns of ``pipeline.customers.schemas.ModelSelection``):
+        ``model`` (``"kmeans"`` or ``"gmm"``), ``k``, ``covariance_type`` (missing for k-means), ``inertia``
+        (k-means only), ``silhouette``, ``davies_bouldin``, ``calinski_harabasz``, ``bic`` and ``aic``
+        (mixtures only).
 
     Raises:
         ValueError: If a ``k`` is below 2 or not below the number of customers.
@@ -378,8 +379,8 @@ def fit_clusters(
 
     Returns:
         ``(clusters, profiles)``. ``clusters`` has one row per customer (columns of
-        ``pipeline.customers.schemas.CustomerClusters``): ``customer_id``, ``kmeans_cluster``, ``gmm_cluster`` and
-        ``gmm_probability`` (the mixture's posterior probability of the assigned cluster, i.e. the row
+        ``pipeline.customers.schemas.CustomerClusters``): ``customer_id``, ``kmeans_cluster``, ``gmm_cluster``
+        and ``gmm_probability`` (the mixture's posterior probability of the assigned cluster, i.e. the row
         maximum of ``predict_proba``). ``profiles`` has one row per model and cluster (columns of
         ``pipeline.customers.schemas.ClusterProfiles``): ``model``, ``cluster``, ``customers``,
         ``mean_recency_days``, ``mean_frequency``, ``mean_monetary``, ``revenue_share`` and a readable

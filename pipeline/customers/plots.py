@@ -1,10 +1,10 @@
 """Matplotlib figures for the customer-analytics tables.
 
 What belongs here: functions that take the tables of ``pipeline.customers.rfm_segments``,
-``pipeline.customers.clustering`` and ``pipeline.customers.prediction`` and return a matplotlib ``Figure``. Figures are
-built on the Agg canvas without ``pyplot``, so nothing touches global figure state and the functions are
-safe in worker processes; callers save them with ``fig.savefig(...)``. No aggregation of raw transactions
-happens here: every figure draws a table that is already computed.
+``pipeline.customers.clustering`` and ``pipeline.customers.prediction`` and return a matplotlib ``Figure``.
+Figures are built on the Agg canvas without ``pyplot``, so nothing touches global figure state and the
+functions are safe in worker processes; callers save them with ``fig.savefig(...)``. No aggregation of raw
+transactions happens here: every figure draws a table that is already computed.
 """
 
 from __future__ import annotations

@@ -244,7 +244,8 @@ def build_features(
 
     Returns:
         One row per customer with at least one line before ``as_of``, ordered by ``customer_id``:
-        ``customer_id`` and the ``FEATURE_COLUMNS`` (columns of ``pipeline.customers.schemas.CustomerFeatures``).
+        ``customer_id`` and the ``FEATURE_COLUMNS`` (columns of
+        ``pipeline.customers.schemas.CustomerFeatures``).
     """
     return _features(
         _history(cleaned), product_cancellations(cleaned, rejected), as_of=as_of, recent_days=recent_days
@@ -495,11 +496,11 @@ def evaluate_and_predict(
         ``(predictions, evaluation)``. ``predictions`` has one row per customer with any purchase before
         the reference date (columns of ``pipeline.customers.schemas.CustomerPredictions``): ``customer_id``,
         ``purchase_probability_90d``, ``predicted_revenue_90d`` and ``expected_value``. ``evaluation`` is long
-        (columns of ``pipeline.customers.schemas.PredictionEvaluation``): ``target`` (``purchase``/``revenue``),
-        ``model`` (``model``, ``baseline_recency``, ``baseline_last_90d``), ``metric`` (``roc_auc``,
-        ``brier``, ``calibration_bin_<k>_predicted``/``_observed``, ``mae``, ``rmse``), ``value``,
-        ``n_customers`` (test customers, or customers in the calibration bin) and ``cutoff_date`` (start of
-        the test window).
+        (columns of ``pipeline.customers.schemas.PredictionEvaluation``): ``target``
+        (``purchase``/``revenue``), ``model`` (``model``, ``baseline_recency``, ``baseline_last_90d``),
+        ``metric`` (``roc_auc``, ``brier``, ``calibration_bin_<k>_predicted``/``_observed``, ``mae``,
+        ``rmse``), ``value``, ``n_customers`` (test customers, or customers in the calibration bin) and
+        ``cutoff_date`` (start of the test window).
 
     Raises:
         InsufficientHistoryError: If a training window set or the test window has customers of only one

@@ -2,15 +2,16 @@
 
 What belongs here: pure scipy/igraph/networkx code that turns ``staging.cleaned_transactions`` into edge
 lists (``source``, ``target``, ``weight``...) and scores the nodes of such an edge list. Frequent itemsets
-and rules live in ``pipeline.baskets.basket_analysis``, figures in ``pipeline.network.plots``; nothing here imports dagster.
+and rules live in ``pipeline.baskets.basket_analysis``, figures in ``pipeline.network.plots``; nothing here
+imports dagster.
 
 Edges are computed with sparse matrix products of binary incidence matrices, never Python loops over pairs.
 An edge's ``weight`` is an affinity, not a count: the Jaccard index of the two nodes' sets (invoices holding
 each product, products bought by each customer), ``shared / (|A| + |B| - shared)``. Raw counts grow with
 catalogue breadth, so a best seller or a wholesaler buying the whole catalogue was everyone's strongest
 neighbour and most shortest paths ran through it (customer betweenness: one hub at 0.93 on the 2009-2010
-sheet, 0.99 reported on both years); Jaccard divides by the union, so such a node is close only to nodes whose sets
-it nearly matches. The shared count still decides which pairs have enough support (``min_shared_*``) and
+sheet, 0.99 reported on both years); Jaccard divides by the union, so such a node is close only to nodes whose
+sets it nearly matches. The shared count still decides which pairs have enough support (``min_shared_*``) and
 is kept as a column (``shared_invoices``, ``shared_products``).
 
 Centralities are computed by igraph (compiled, seconds on the full product graph) or networkx (the pure
@@ -129,10 +130,10 @@ def product_network_edges(
 
     The pair counts are the off-diagonal entries of ``X.T @ X`` for the binary invoice x product matrix
     ``X``, computed in blocks of products (see :func:`customer_network_edges`). Giant wholesale baskets are
-    left out as in itemset mining (``pipeline.baskets.basket_analysis``), since each of them would add an edge between
-    every two of its hundreds of products. A pair is kept when it shares at least ``min_shared_invoices``
-    invoices (statistical support) and, with ``top_k``, is among the ``top_k`` highest-Jaccard pairs of
-    one of its products.
+    left out as in itemset mining (``pipeline.baskets.basket_analysis``), since each of them would add an edge
+    between every two of its hundreds of products. A pair is kept when it shares at least
+    ``min_shared_invoices`` invoices (statistical support) and, with ``top_k``, is among the ``top_k``
+    highest-Jaccard pairs of one of its products.
 
     The edge ``weight`` is the Jaccard index of the two products' invoice sets. Lift (shared over expected
     invoices) was the other candidate: it also corrects for popularity, but it is unbounded, scales with
@@ -152,8 +153,8 @@ def product_network_edges(
         workers: Threads scoring blocks; ``None`` uses :func:`default_workers`.
 
     Returns:
-        One row per kept product pair (see ``pipeline.network.schemas.ProductNetworkEdges``): ``source < target``
-        (stock codes), ``weight`` = ``jaccard`` = shared invoices / invoices holding either product,
+        One row per kept product pair (see ``pipeline.network.schemas.ProductNetworkEdges``): ``source <
+        target`` (stock codes), ``weight`` = ``jaccard`` = shared invoices / invoices holding either product,
         ``shared_invoices``, and ``lift`` = shared invoices / those expected under independence
         (``shared * n / (count_source * count_target)``). Sorted by source, then target.
     """
@@ -278,9 +279,9 @@ def customer_network_edges(
         workers: Threads scoring blocks; ``None`` uses :func:`default_workers`.
 
     Returns:
-        One row per kept customer pair (see ``pipeline.network.schemas.CustomerNetworkEdges``): ``source < target``
-        (customer ids), ``weight`` = ``jaccard`` = shared distinct products / distinct products bought by
-        either customer, and ``shared_products``. Sorted by source, then target.
+        One row per kept customer pair (see ``pipeline.network.schemas.CustomerNetworkEdges``): ``source <
+        target`` (customer ids), ``weight`` = ``jaccard`` = shared distinct products / distinct products
+        bought by either customer, and ``shared_products``. Sorted by source, then target.
     """
     if min_shared_products < 1:
         raise ValueError(f"min_shared_products must be at least 1, got {min_shared_products}")

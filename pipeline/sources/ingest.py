@@ -1,8 +1,8 @@
 """Incremental assembly of the raw invoice table from source parts.
 
 Belongs here: deciding which parts of the source are new or changed, and combining freshly parsed lines with
-lines kept from the previous ingest. Not here: parsing (``pipeline.sources.readers``) or warehouse access (the caller
-passes callables, so this module stays free of I/O and is testable with plain frames).
+lines kept from the previous ingest. Not here: parsing (``pipeline.sources.readers``) or warehouse access (the
+caller passes callables, so this module stays free of I/O and is testable with plain frames).
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ so the concatenated stream is identical for any ``chunk_lines``. Memory therefor
 block and the small state, whatever ``n_lines`` is.
 
 Rates and distributions are calibrated on the real sheet "Year 2009-2010" (see
-``/work/shared/docs/dataset.md`` and ``pipeline.sources.fingerprints``); the constants below say where they come
-from.
+``/work/shared/docs/dataset.md`` and ``pipeline.sources.fingerprints``); the constants below say where they
+come from.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Split raw invoice lines into sales lines fit for analysis and rejected lines with a reason.
 
-Belongs here: the cleaning rules and their order. Not here: reading files (``pipeline.sources.readers``) or anything
-that knows about Dagster. Nothing is dropped: every raw line ends up in exactly one of the two outputs, and the
-lineage columns (``source_file``, ``source_sheet``, ``source_row``) let anyone trace it back to its file.
+Belongs here: the cleaning rules and their order. Not here: reading files (``pipeline.sources.readers``) or
+anything that knows about Dagster. Nothing is dropped: every raw line ends up in exactly one of the two
+outputs, and the lineage columns (``source_file``, ``source_sheet``, ``source_row``) let anyone trace it back
+to its file.
 """
 
 from __future__ import annotations
@@ -130,10 +131,11 @@ def clean(
     """Apply the cleaning rules to raw invoice lines.
 
     Rules, first match wins (the reason names the rule): missing invoice, stock code, date, quantity, price or
-    country; cancellation (invoice starts with ``C``); adjustment (invoice starts with ``A``); non-product stock
-    code; quantity <= 0; price <= 0; invoice date outside ``[min_date, max_date]``; exact duplicate of an earlier
-    line on all business columns as written to staging (text normalized by ``STAGING_TEXT``, so lines that
-    differ only in surrounding blanks or in the case of the stock code are duplicates; the first is kept).
+    country; cancellation (invoice starts with ``C``); adjustment (invoice starts with ``A``); non-product
+    stock code; quantity <= 0; price <= 0; invoice date outside ``[min_date, max_date]``; exact duplicate of
+    an earlier line on all business columns as written to staging (text normalized by ``STAGING_TEXT``, so
+    lines that differ only in surrounding blanks or in the case of the stock code are duplicates; the first is
+    kept).
 
     Args:
         raw: Raw lines with ``RAW_COLUMNS`` (see ``schemas.RawInvoices``); columns may be NumPy- or
