@@ -1,4 +1,7 @@
-"""Basket assets: frequent itemsets, association rules and product bundles. Logic lives in pipeline.baskets.basket_analysis."""
+"""Basket assets: frequent itemsets, association rules and product bundles.
+
+Logic lives in pipeline.baskets.basket_analysis.
+"""
 
 import dataclasses
 
@@ -17,8 +20,8 @@ from resources import RuleMiningSettings, Warehouse
 _KINDS = ("duckdb", "pandas", "scipy")
 
 # Mining and bundles read the cleaned lines with Arrow rather than through the IO manager: Arrow-backed text
-# columns skip a Python string per cell, and coding them (pipeline.baskets.basket_analysis hashes each text column once) is
-# several times faster on Arrow. Same rows, same order, same tables.
+# columns skip a Python string per cell, and coding them (pipeline.baskets.basket_analysis hashes each text
+# column once) is several times faster on Arrow. Same rows, same order, same tables.
 _MINED_LINES_SQL = "SELECT invoice, stock_code, description, country FROM staging.cleaned_transactions"
 _BUNDLE_LINES_SQL = "SELECT invoice, stock_code, revenue FROM staging.cleaned_transactions"
 # Bundles come from the all-countries, non-redundant rules: a few hundred of the table's rows. Reading only
@@ -35,7 +38,8 @@ class BasketConfig(dg.Config):
     """Which countries get itemsets of their own (the thresholds are the ``rule_mining`` resource's)."""
 
     top_n_countries: int = Field(default=5, description="Countries (besides all) that get their own rules.")
-    min_country_invoices: int = Field(default=100, description="Invoices a country needs to get its own rules.")
+    min_country_invoices: int = Field(
+        default=100, description="Invoices a country needs to get its own rules.")
 
 
 class BundleConfig(dg.Config):
@@ -60,14 +64,13 @@ def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig, w
     mining = rule_mining.settings()
     cleaned = _arrow_frame(warehouse, _MINED_LINES_SQL)
     itemsets, summary = basket_analysis.itemsets_and_summary(
-        cleaned, top_n_countries=config.top_n_countries, min_invoices=config.min_country_invoices,
-        min_support=mining.min_support, max_len=mining.max_len, algorithm=mining.algorithm,
-        max_basket_size=mining.max_basket_size, min_support_count=mining.min_support_count)
+        cleaned, mining, top_n_countries=config.top_n_countries, min_invoices=config.min_country_invoices)
     context.log.info(f"mined {summary} with {mining}")
+    by_length = itemsets["length"].value_counts().sort_index()
     return dg.Output(itemsets, metadata={
         "itemsets": len(itemsets), "baskets": dg.MetadataValue.json(summary),
         **_mining_metadata(mining, summary),
-        "by_length": dg.MetadataValue.json({str(k): int(v) for k, v in itemsets["length"].value_counts().sort_index().items()}),
+        "by_length": dg.MetadataValue.json({str(k): int(v) for k, v in by_length.items()}),
         "preview": preview(itemsets)})
 
 
@@ -76,18 +79,18 @@ def _mining_metadata(mining: basket_analysis.RuleMining, summary: dict | None = 
     metadata = {"rule_mining": dg.MetadataValue.json(dataclasses.asdict(mining))}
     if mining.max_basket_size is not None:
         excluded = f", {summary['giant_baskets_excluded']} invoices excluded" if summary else ""
-        metadata["basket_cap"] = (f"ON: invoices with more than {mining.max_basket_size} distinct products are "
-                                  f"left out of the basket universe{excluded}")
+        metadata["basket_cap"] = (f"ON: invoices with more than {mining.max_basket_size} distinct products "
+                                  f"are left out of the basket universe{excluded}")
     return metadata
 
 
 @warehouse_table(keys.ASSOCIATION_RULES, AssociationRules, group="baskets",
                  ins=keys.ins(itemsets=keys.FREQUENT_ITEMSETS), kinds=_KINDS)
 def association_rules(rule_mining: RuleMiningSettings, itemsets: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Association rules with support, confidence, lift, leverage, conviction, Zhang's metric and redundancy."""
+    """Association rules with support, confidence, lift, leverage, conviction, Zhang's metric, redundancy."""
     mining = rule_mining.settings()
-    rules = basket_analysis.association_rules_table(itemsets, min_confidence=mining.min_confidence,
-                                            min_lift=mining.min_lift)
+    rules = basket_analysis.association_rules_table(
+        itemsets, min_confidence=mining.min_confidence, min_lift=mining.min_lift)
     overall = rules[rules["country"].isna()]
     return dg.Output(rules, metadata={
         "rules": len(rules), "rules_all_countries": len(overall),

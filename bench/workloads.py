@@ -72,16 +72,18 @@ def project_rules(warehouse: str, *, min_support: float) -> tuple[float, pd.Data
 
     cleaned = load(warehouse, ["invoice", "stock_code", "description", "country"])
     started = time.perf_counter()
-    itemsets = basket_analysis.itemsets_by_country(
-        cleaned,
-        top_n_countries=5,
-        min_invoices=100,
+    mining = basket_analysis.RuleMining(
         min_support=min_support,
         max_len=3,
         max_basket_size=RULE_MINING_CAP,
         min_support_count=10,
+        min_confidence=0.3,
+        min_lift=1.0,
     )
-    basket_analysis.association_rules_table(itemsets, min_confidence=0.3, min_lift=1.0)
+    itemsets = basket_analysis.itemsets_by_country(cleaned, mining, top_n_countries=5, min_invoices=100)
+    basket_analysis.association_rules_table(
+        itemsets, min_confidence=mining.min_confidence, min_lift=mining.min_lift
+    )
     seconds = time.perf_counter() - started
     overall = itemsets[itemsets["country"].isna()]
     return seconds, _items_frame(overall["items"], overall["support_count"].to_numpy())

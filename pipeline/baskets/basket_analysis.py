@@ -2,8 +2,8 @@
 
 What belongs here: pure pandas/numpy/scipy logic (and the mlxtend miners as alternatives) that turns
 ``staging.cleaned_transactions`` into itemset, rule and bundle tables (see ``pipeline.baskets.schemas``).
-Product co-purchase *graphs* live in ``pipeline.network.graphs`` and figures in ``pipeline.baskets.plots``; nothing
-here imports dagster.
+Product co-purchase *graphs* live in ``pipeline.network.graphs`` and figures in ``pipeline.baskets.plots``;
+nothing here imports dagster.
 
 Conventions shared by every function in this module:
 
@@ -18,9 +18,11 @@ Conventions shared by every function in this module:
   products than that from the universe, so support becomes a share of the remaining baskets. On that sheet the
   101 such invoices (0.5% of 20,573) alone lift the itemsets found at support 0.005 from 4,651 to 7,951.
   :func:`basket_summary` reports the cap and what it excluded.
-* :class:`RuleMining` holds every setting that decides the all-countries rules. The association-rules table
-  and the recommender's rules component (served and evaluated in temporal holdouts) are both mined by
-  :func:`mine_rules` with one such object, so what the evaluation measures is what is served.
+* :class:`RuleMining` holds every setting that decides itemsets and rules; the country-level functions
+  (:func:`itemsets_and_summary`, :func:`itemsets_by_country`, :func:`rules_by_country`) and :func:`mine_rules`
+  take one such object, plus which countries to mine. The association-rules table and the recommender's rules
+  component (served and evaluated in temporal holdouts) are mined with one such object, so what the
+  evaluation measures is what is served.
 * ``min_support_count`` (default 10) is a floor on the number of baskets an itemset needs, in every universe:
   a country of 300 invoices, or a one-day export, would otherwise call an itemset seen in 3 baskets frequent
   (a one-day export of 3,000 lines gives 213,000 rules without it). It only acts when ``min_support * n`` is
@@ -43,7 +45,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, combinations
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -111,7 +113,7 @@ ALGORITHMS: tuple[str, ...] = ("eclat", "apriori", "fpgrowth")
 
 @dataclass(frozen=True)
 class RuleMining:
-    """Every setting that decides the all-countries association rules.
+    """Every setting that decides the frequent itemsets and association rules, in any basket universe.
 
     One object configures both the ``analytics.association_rules`` table and the recommender's rules
     component, which mines with it inside each temporal holdout (see :func:`mine_rules`): the rules the
@@ -400,7 +402,7 @@ def _basket_summary(index: _BasketIndex, *, max_basket_size: int | None) -> dict
 
 
 def _product_descriptions(cleaned: pd.DataFrame, line_product: np.ndarray, products: pd.Index) -> pd.Series:
-    """``pipeline.common.codes.product_descriptions`` with the stock codes already coded (sorted ``products``)."""
+    """``pipeline.common.codes.product_descriptions`` on stock codes already coded (sorted ``products``)."""
     line_text, texts = pd.factorize(cleaned["description"])
     described, names = most_frequent_texts(
         line_product, line_text, np.asarray(texts, dtype=object), len(products)
@@ -451,23 +453,24 @@ def frequent_itemsets(
         descriptions: Stock code to description; defaults to ``pipeline.common.codes.product_descriptions``.
 
     Returns:
-        One row per frequent itemset (see ``pipeline.baskets.schemas.FrequentItemsets``), ordered by length, then
-        support descending, then items; ``itemset_id`` numbers the rows from 0.
+        One row per frequent itemset (see ``pipeline.baskets.schemas.FrequentItemsets``), ordered by length,
+        then support descending, then items; ``itemset_id`` numbers the rows from 0.
     """
-    _check_mining_arguments(min_support, algorithm, max_basket_size)
+    mining = RuleMining(
+        min_support=min_support, max_len=max_len, algorithm=algorithm, max_basket_size=max_basket_size,
+        min_support_count=min_support_count
+    )
+    return _mined_itemsets(cleaned, mining, country=country, descriptions=descriptions)
+
+
+def _mined_itemsets(
+    cleaned: pd.DataFrame, mining: RuleMining, *, country: str | None, descriptions: Mapping[str, str] | None
+) -> pd.DataFrame:
+    """:func:`frequent_itemsets` with its settings in one :class:`RuleMining` (rule thresholds unused)."""
     index = _BasketIndex.build(cleaned, by_country=country is not None)
     if descriptions is None:
         descriptions = _product_descriptions(cleaned, index.line_product, index.products)
-    return _frequent_itemsets(
-        index,
-        min_support=min_support,
-        max_len=max_len,
-        algorithm=algorithm,
-        country=country,
-        max_basket_size=max_basket_size,
-        min_support_count=min_support_count,
-        descriptions=_description_lookup(descriptions),
-    )
+    return _frequent_itemsets(index, mining, country=country, descriptions=_description_lookup(descriptions))
 
 
 def _check_mining_arguments(min_support: float, algorithm: str, max_basket_size: int | None) -> None:
@@ -479,24 +482,17 @@ def _check_mining_arguments(min_support: float, algorithm: str, max_basket_size:
 
 
 def _frequent_itemsets(
-    index: _BasketIndex,
-    *,
-    min_support: float,
-    max_len: int | None,
-    algorithm: Algorithm,
-    country: str | None,
-    max_basket_size: int | None,
-    min_support_count: int,
-    descriptions: Mapping[str, str],
+    index: _BasketIndex, mining: RuleMining, *, country: str | None, descriptions: Mapping[str, str]
 ) -> pd.DataFrame:
-    """:func:`frequent_itemsets` on coded lines (arguments already checked)."""
-    matrix, _, products = index.matrix(country, max_basket_size=max_basket_size)
+    """:func:`frequent_itemsets` on coded lines, with the settings of ``mining`` (rule thresholds unused)."""
+    matrix, _, products = index.matrix(country, max_basket_size=mining.max_basket_size)
     n_baskets = matrix.shape[0]
     if n_baskets == 0:
         return _empty(ITEMSET_COLUMNS)
 
     # The epsilon guards against min_support * n landing a hair above an integer through rounding.
-    min_count = max(math.ceil(min_support * n_baskets - 1e-9), int(min_support_count), 1)
+    min_count = max(math.ceil(mining.min_support * n_baskets - 1e-9), int(mining.min_support_count), 1)
+    max_len, algorithm = mining.max_len, mining.algorithm
     item_counts = np.asarray(matrix.sum(axis=0)).ravel()
     frequent = np.flatnonzero(item_counts >= min_count)
     if len(frequent) == 0:
@@ -775,15 +771,7 @@ def mine_rules(
         One row per rule (see ``pipeline.baskets.schemas.AssociationRules``), ``country`` null.
     """
     mining = RuleMining() if mining is None else mining
-    itemsets = frequent_itemsets(
-        lines,
-        min_support=mining.min_support,
-        max_len=mining.max_len,
-        algorithm=mining.algorithm,
-        max_basket_size=mining.max_basket_size,
-        min_support_count=mining.min_support_count,
-        descriptions=descriptions,
-    )
+    itemsets = _mined_itemsets(lines, mining, country=None, descriptions=descriptions)
     return association_rules_table(
         itemsets, min_confidence=mining.min_confidence, min_lift=mining.min_lift, descriptions=descriptions
     )
@@ -1050,86 +1038,66 @@ def _select_countries(
     return chosen if top_n is None else chosen[:top_n]
 
 
+class CountryOptions(TypedDict, total=False):
+    """Which countries get itemsets and rules of their own: keywords of :func:`itemsets_and_summary`.
+
+    :func:`itemsets_by_country` and :func:`rules_by_country` pass them on; their meaning and defaults are
+    those of :func:`itemsets_and_summary`.
+    """
+
+    countries: Sequence[str] | None
+    top_n_countries: int | None
+    min_invoices: int
+    include_all: bool
+
+
 def itemsets_by_country(
-    cleaned: pd.DataFrame,
-    *,
-    countries: Sequence[str] | None = None,
-    top_n_countries: int | None = 5,
-    min_invoices: int = 100,
-    include_all: bool = True,
-    min_support: float = 0.01,
-    max_len: int | None = 3,
-    algorithm: Algorithm = "eclat",
-    max_basket_size: int | None = None,
-    min_support_count: int = 10,
+    cleaned: pd.DataFrame, mining: RuleMining | None = None, **options: Unpack[CountryOptions]
 ) -> pd.DataFrame:
     """Mine frequent itemsets for all countries together and for each chosen country.
 
     Args:
         cleaned: Cleaned transactions.
-        countries: Countries to mine separately; by default :func:`select_countries` with ``top_n_countries``
-            and ``min_invoices``.
-        top_n_countries: See :func:`select_countries`.
-        min_invoices: See :func:`select_countries`.
-        include_all: Also mine all countries together (rows with a null ``country``).
-        min_support: See :func:`frequent_itemsets`; the same share applies in every country.
-        max_len: See :func:`frequent_itemsets`.
-        algorithm: See :func:`frequent_itemsets`.
-        max_basket_size: See :func:`frequent_itemsets`.
-        min_support_count: See :func:`frequent_itemsets`; the same floor in every universe. The default 10
-            keeps a country of 300 invoices (where 1% is 3 baskets) from calling an itemset seen in 3 baskets
-            frequent, and is inert wherever ``min_support * n >= 10``.
+        mining: The itemset settings (its rule thresholds are not used); default ``RuleMining()``.
+        **options: The countries mined (:class:`CountryOptions`), as in :func:`itemsets_and_summary`.
 
     Returns:
         The itemset tables concatenated, all countries first, with ``itemset_id`` renumbered from 0.
     """
-    return itemsets_and_summary(
-        cleaned,
-        countries=countries,
-        top_n_countries=top_n_countries,
-        min_invoices=min_invoices,
-        include_all=include_all,
-        min_support=min_support,
-        max_len=max_len,
-        algorithm=algorithm,
-        max_basket_size=max_basket_size,
-        min_support_count=min_support_count,
-    )[0]
+    return itemsets_and_summary(cleaned, mining, **options)[0]
 
 
 def itemsets_and_summary(
     cleaned: pd.DataFrame,
+    mining: RuleMining | None = None,
     *,
     countries: Sequence[str] | None = None,
     top_n_countries: int | None = 5,
     min_invoices: int = 100,
     include_all: bool = True,
-    min_support: float = 0.01,
-    max_len: int | None = 3,
-    algorithm: Algorithm = "eclat",
-    max_basket_size: int | None = None,
-    min_support_count: int = 10,
 ) -> tuple[pd.DataFrame, dict[str, int | None]]:
     """:func:`itemsets_by_country` and :func:`basket_summary` together, coding the text columns once.
 
+    Every universe (all countries, each chosen country) is mined with the same ``mining``: its
+    ``min_support`` is a share of that universe's baskets and its ``min_support_count`` the same floor in
+    each, which keeps a country of 300 invoices (where 1% is 3 baskets) from calling an itemset seen in 3
+    baskets frequent, and is inert wherever ``min_support * n >= min_support_count``.
+
     Args:
         cleaned: Cleaned transactions.
-        countries: See :func:`itemsets_by_country`.
-        top_n_countries: See :func:`select_countries`.
+        mining: The itemset settings (its rule thresholds are not used); default ``RuleMining()``.
+        countries: Countries to mine separately; by default :func:`select_countries` with ``top_n_countries``
+            and ``min_invoices``.
+        top_n_countries: ``top_n`` of :func:`select_countries`.
         min_invoices: See :func:`select_countries`.
-        include_all: See :func:`itemsets_by_country`.
-        min_support: See :func:`frequent_itemsets`.
-        max_len: See :func:`frequent_itemsets`.
-        algorithm: See :func:`frequent_itemsets`.
-        max_basket_size: See :func:`frequent_itemsets`.
-        min_support_count: See :func:`itemsets_by_country`.
+        include_all: Also mine all countries together (rows with a null ``country``).
 
     Returns:
         The itemsets of :func:`itemsets_by_country` and the summary of :func:`basket_summary`.
     """
-    _check_mining_arguments(min_support, algorithm, max_basket_size)
+    mining = RuleMining() if mining is None else mining
     index = _BasketIndex.build(cleaned, by_country=True)
-    summary = _basket_summary(index, max_basket_size=max_basket_size)
+    summary = _basket_summary(index, max_basket_size=mining.max_basket_size)
     if countries is None:
         countries = _select_countries(
             index.line_invoice,
@@ -1141,19 +1109,7 @@ def itemsets_and_summary(
         )
     descriptions = _description_lookup(_product_descriptions(cleaned, index.line_product, index.products))
     scopes: list[str | None] = ([None] if include_all else []) + list(countries)
-    parts = [
-        _frequent_itemsets(
-            index,
-            min_support=min_support,
-            max_len=max_len,
-            algorithm=algorithm,
-            country=scope,
-            max_basket_size=max_basket_size,
-            min_support_count=min_support_count,
-            descriptions=descriptions,
-        )
-        for scope in scopes
-    ]
+    parts = [_frequent_itemsets(index, mining, country=scope, descriptions=descriptions) for scope in scopes]
     parts = [part for part in parts if not part.empty]
     if not parts:
         return _empty(ITEMSET_COLUMNS), summary
@@ -1163,52 +1119,21 @@ def itemsets_and_summary(
 
 
 def rules_by_country(
-    cleaned: pd.DataFrame,
-    *,
-    countries: Sequence[str] | None = None,
-    top_n_countries: int | None = 5,
-    min_invoices: int = 100,
-    include_all: bool = True,
-    min_support: float = 0.01,
-    max_len: int | None = 3,
-    algorithm: Algorithm = "eclat",
-    max_basket_size: int | None = None,
-    min_support_count: int = 10,
-    min_confidence: float = 0.3,
-    min_lift: float = 1.0,
+    cleaned: pd.DataFrame, mining: RuleMining | None = None, **options: Unpack[CountryOptions]
 ) -> pd.DataFrame:
     """Association rules for all countries together (null ``country``) and for each chosen country.
 
     Args:
         cleaned: Cleaned transactions.
-        countries: See :func:`itemsets_by_country`.
-        top_n_countries: See :func:`select_countries`.
-        min_invoices: See :func:`select_countries`.
-        include_all: See :func:`itemsets_by_country`.
-        min_support: See :func:`frequent_itemsets`.
-        max_len: See :func:`frequent_itemsets`.
-        algorithm: See :func:`frequent_itemsets`.
-        max_basket_size: See :func:`frequent_itemsets`.
-        min_support_count: See :func:`itemsets_by_country`.
-        min_confidence: See :func:`association_rules_table`.
-        min_lift: See :func:`association_rules_table`.
+        mining: The settings, itemsets and rule thresholds alike; default ``RuleMining()``.
+        **options: The countries mined (:class:`CountryOptions`), as in :func:`itemsets_and_summary`.
 
     Returns:
         The rule tables concatenated (see :func:`association_rules_table`), ``rule_id`` unique across them.
     """
-    itemsets = itemsets_by_country(
-        cleaned,
-        countries=countries,
-        top_n_countries=top_n_countries,
-        min_invoices=min_invoices,
-        include_all=include_all,
-        min_support=min_support,
-        max_len=max_len,
-        algorithm=algorithm,
-        max_basket_size=max_basket_size,
-        min_support_count=min_support_count,
-    )
-    return association_rules_table(itemsets, min_confidence=min_confidence, min_lift=min_lift)
+    mining = RuleMining() if mining is None else mining
+    itemsets = itemsets_by_country(cleaned, mining, **options)
+    return association_rules_table(itemsets, min_confidence=mining.min_confidence, min_lift=mining.min_lift)
 
 
 def product_bundles(
@@ -1229,10 +1154,10 @@ def product_bundles(
             ``country``) and every transaction.
 
     Returns:
-        One row per bundle (see ``pipeline.baskets.schemas.ProductBundles``): ``bundle_revenue`` is the revenue of the
-        bundle's products over all invoices, ``joint_revenue`` their revenue on the invoices that hold the
-        whole bundle, and ``invoices_with_all`` the number of those invoices (giant baskets included, unlike
-        the rule support).
+        One row per bundle (see ``pipeline.baskets.schemas.ProductBundles``): ``bundle_revenue`` is the
+        revenue of the bundle's products over all invoices, ``joint_revenue`` their revenue on the invoices
+        that hold the whole bundle, and ``invoices_with_all`` the number of those invoices (giant baskets
+        included, unlike the rule support).
     """
     chosen = rules[_same_country(rules["country"], country) & ~rules["is_redundant"].astype(bool)]
     if chosen.empty:

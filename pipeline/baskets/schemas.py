@@ -108,7 +108,66 @@ def _disjoint_rows(left: pd.Series, right: pd.Series) -> pd.Series:
     return pd.Series(~shared, index=left.index)
 
 
-class FrequentItemsets(pa.DataFrameModel):
+def _code_set_check(*columns: str) -> classmethod:
+    """Column check that every value of ``columns`` is a canonical itemset (see ``_is_code_set``).
+
+    Each list's verdict depends on that list alone (``determined_by_unique``): the SQL route of the schema
+    check may run it on distinct lists only.
+    """
+
+    @pa.check(*columns, name="sorted_distinct_codes", determined_by_unique=True)
+    def _check(cls, values: pd.Series) -> pd.Series:
+        return _code_sets(values)
+
+    return _check
+
+
+def _string_list_check(*columns: str) -> classmethod:
+    """Column check that every value of ``columns`` is a non-empty list of strings (distinct lists only)."""
+
+    @pa.check(*columns, name="string_lists", determined_by_unique=True)
+    def _check(cls, values: pd.Series) -> pd.Series:
+        return _string_lists(values)
+
+    return _check
+
+
+def _items_counted_check(name: str, count: str) -> classmethod:
+    """Dataframe check that ``items`` and ``descriptions`` both hold ``count`` (a column) entries per row."""
+
+    @pa.dataframe_check(name=name)
+    def _check(cls, df: pd.DataFrame) -> pd.Series:
+        return (_lengths(df["items"]) == df[count]) & (_lengths(df["descriptions"]) == df[count])
+
+    return _check
+
+
+def _one_row_per_items_check(name: str) -> classmethod:
+    """Dataframe check that no two rows hold the same ``items`` for the same ``country`` (null included)."""
+
+    @pa.dataframe_check(name=name)
+    def _check(cls, df: pd.DataFrame) -> bool:
+        keys = pd.DataFrame({"items": df["items"].map(tuple), "country": df["country"].fillna("\x00")})
+        return not keys.duplicated().any()
+
+    return _check
+
+
+class _BasketTable(pa.DataFrameModel):
+    """Configuration shared by the basket tables; declares no column, so each model keeps its column order.
+
+    A model's ``_check_columns`` lists the columns each of its dataframe-level checks reads: the SQL route of
+    the schema check (``pipeline.warehouse.validation``) loads only these.
+    """
+
+    class Config:
+        """Reject unknown columns and coerce dtypes."""
+
+        strict = True
+        coerce = True
+
+
+class FrequentItemsets(_BasketTable):
     """One row per frequent itemset of one basket universe (all countries or one country)."""
 
     itemset_id: Series[int] = pa.Field(ge=0, unique=True, description="Itemset number.")
@@ -121,39 +180,18 @@ class FrequentItemsets(pa.DataFrameModel):
     support_count: Series[int] = pa.Field(ge=1, description="Baskets holding every item.")
     country: Series[str] = pa.Field(nullable=True, description="Null for the all-countries itemsets.")
 
-    class Config:
-        """Reject unknown columns and coerce dtypes."""
-
-        strict = True
-        coerce = True
-
-    # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
     _check_columns = {
         "length_matches_items": ("items", "descriptions", "length"),
         "one_row_per_itemset_and_country": ("items", "country"),
     }
 
-    # Each list's verdict depends on that list alone (determined_by_unique): the SQL route of the schema check
-    # may run these on distinct lists only.
-    @pa.check("items", name="sorted_distinct_codes", determined_by_unique=True)
-    def _items_are_sets(cls, items: pd.Series) -> pd.Series:
-        return _code_sets(items)
-
-    @pa.check("descriptions", name="string_lists", determined_by_unique=True)
-    def _descriptions_are_lists(cls, descriptions: pd.Series) -> pd.Series:
-        return _string_lists(descriptions)
-
-    @pa.dataframe_check(name="length_matches_items")
-    def _length_matches(cls, df: pd.DataFrame) -> pd.Series:
-        return (_lengths(df["items"]) == df["length"]) & (_lengths(df["descriptions"]) == df["length"])
-
-    @pa.dataframe_check(name="one_row_per_itemset_and_country")
-    def _unique_itemsets(cls, df: pd.DataFrame) -> bool:
-        keys = pd.DataFrame({"items": df["items"].map(tuple), "country": df["country"].fillna("\x00")})
-        return not keys.duplicated().any()
+    _items_are_sets = _code_set_check("items")
+    _descriptions_are_lists = _string_list_check("descriptions")
+    _length_matches = _items_counted_check("length_matches_items", "length")
+    _unique_itemsets = _one_row_per_items_check("one_row_per_itemset_and_country")
 
 
-class AssociationRules(pa.DataFrameModel):
+class AssociationRules(_BasketTable):
     """One row per association rule ``antecedents -> consequents`` of one basket universe."""
 
     rule_id: Series[int] = pa.Field(ge=0, unique=True, description="Rule number.")
@@ -192,13 +230,6 @@ class AssociationRules(pa.DataFrameModel):
     )
     country: Series[str] = pa.Field(nullable=True, description="Null for the all-countries rules.")
 
-    class Config:
-        """Reject unknown columns and coerce dtypes."""
-
-        strict = True
-        coerce = True
-
-    # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
     _check_columns = {
         "sides_disjoint": ("antecedents", "consequents"),
         "descriptions_match_sides": (
@@ -210,15 +241,8 @@ class AssociationRules(pa.DataFrameModel):
         ),
     }
 
-    @pa.check("antecedents", "consequents", name="sorted_distinct_codes", determined_by_unique=True)
-    def _sides_are_sets(cls, sides: pd.Series) -> pd.Series:
-        return _code_sets(sides)
-
-    @pa.check(
-        "antecedent_descriptions", "consequent_descriptions", name="string_lists", determined_by_unique=True
-    )
-    def _descriptions_are_lists(cls, descriptions: pd.Series) -> pd.Series:
-        return _string_lists(descriptions)
+    _sides_are_sets = _code_set_check("antecedents", "consequents")
+    _descriptions_are_lists = _string_list_check("antecedent_descriptions", "consequent_descriptions")
 
     @pa.dataframe_check(name="sides_disjoint")
     def _sides_disjoint(cls, df: pd.DataFrame) -> pd.Series:
@@ -244,7 +268,7 @@ class AssociationRules(pa.DataFrameModel):
         return pd.Series(consistent, index=df.index)
 
 
-class ProductBundles(pa.DataFrameModel):
+class ProductBundles(_BasketTable):
     """One row per product bundle derived from the strongest non-redundant rules."""
 
     bundle_id: Series[int] = pa.Field(ge=0, unique=True, description="Bundle number, strongest first.")
@@ -265,36 +289,18 @@ class ProductBundles(pa.DataFrameModel):
     )
     country: Series[str] = pa.Field(nullable=True, description="Null for the all-countries bundles.")
 
-    class Config:
-        """Reject unknown columns and coerce dtypes."""
-
-        strict = True
-        coerce = True
-
-    # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
     _check_columns = {
         "size_matches_items": ("items", "descriptions", "size"),
         "joint_revenue_within_bundle_revenue": ("joint_revenue", "bundle_revenue"),
         "distinct_bundles": ("items", "country"),
     }
 
-    @pa.check("items", name="sorted_distinct_codes", determined_by_unique=True)
-    def _items_are_sets(cls, items: pd.Series) -> pd.Series:
-        return _code_sets(items)
-
-    @pa.check("descriptions", name="string_lists", determined_by_unique=True)
-    def _descriptions_are_lists(cls, descriptions: pd.Series) -> pd.Series:
-        return _string_lists(descriptions)
-
-    @pa.dataframe_check(name="size_matches_items")
-    def _size_matches(cls, df: pd.DataFrame) -> pd.Series:
-        return (_lengths(df["items"]) == df["size"]) & (_lengths(df["descriptions"]) == df["size"])
+    _items_are_sets = _code_set_check("items")
+    _descriptions_are_lists = _string_list_check("descriptions")
+    _size_matches = _items_counted_check("size_matches_items", "size")
 
     @pa.dataframe_check(name="joint_revenue_within_bundle_revenue")
     def _joint_within_total(cls, df: pd.DataFrame) -> pd.Series:
         return df["joint_revenue"] <= df["bundle_revenue"] * (1 + _TOLERANCE)
 
-    @pa.dataframe_check(name="distinct_bundles")
-    def _distinct(cls, df: pd.DataFrame) -> bool:
-        keys = pd.DataFrame({"items": df["items"].map(tuple), "country": df["country"].fillna("\x00")})
-        return not keys.duplicated().any()
+    _distinct = _one_row_per_items_check("distinct_bundles")

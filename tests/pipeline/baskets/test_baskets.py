@@ -258,11 +258,10 @@ def test_rules_by_country_mine_each_country_separately():
         "Germany",
     ]
     assert basket_analysis.select_countries(cleaned, top_n=5, min_invoices=10) == ["United Kingdom", "France"]
-    itemsets = basket_analysis.itemsets_by_country(cleaned, min_invoices=10, min_support=0.1, min_support_count=2)
+    mining = basket_analysis.RuleMining(min_support=0.1, min_support_count=2, min_lift=0)
+    itemsets = basket_analysis.itemsets_by_country(cleaned, mining, min_invoices=10)
     assert itemsets["itemset_id"].is_unique
-    rules = basket_analysis.rules_by_country(
-        cleaned, min_invoices=10, min_support=0.1, min_support_count=2, min_lift=0
-    )
+    rules = basket_analysis.rules_by_country(cleaned, mining, min_invoices=10)
     assert set(rules["country"].dropna()) == {"United Kingdom", "France"}
     assert rules["country"].isna().any() and rules["rule_id"].is_unique
     assert rules["country"].isna().to_numpy()[: rules["country"].isna().sum()].all()  # all countries first
@@ -420,11 +419,7 @@ def test_mine_rules_is_the_all_countries_part_of_the_rules_table():
     country = {f"{100000 + k}": "UK" if k % 3 else "FR" for k in range(300)}
     lines = make_cleaned(random_baskets(300, 10, seed=8), country=country)
     mining = basket_analysis.RuleMining(min_support=0.04, min_confidence=0.25, min_lift=1.1, max_basket_size=5)
-    table = basket_analysis.rules_by_country(
-        lines, min_invoices=50, min_support=mining.min_support, max_len=mining.max_len,
-        max_basket_size=mining.max_basket_size, min_confidence=mining.min_confidence,
-        min_lift=mining.min_lift,
-    )
+    table = basket_analysis.rules_by_country(lines, mining, min_invoices=50)
     assert table["country"].notna().any()
     overall = table[table["country"].isna()].reset_index(drop=True)
     pd.testing.assert_frame_equal(basket_analysis.mine_rules(lines, mining), overall, check_exact=True)
@@ -584,12 +579,10 @@ def test_rules_need_every_subset_of_an_itemset():
 def test_itemsets_and_summary_share_one_pass():
     country = {f"{100000 + k}": "UK" if k % 3 else "FR" for k in range(300)}
     cleaned = make_cleaned(random_baskets(300, 10, seed=8), country=country)
-    itemsets, summary = basket_analysis.itemsets_and_summary(
-        cleaned, min_invoices=50, min_support=0.05, max_basket_size=5
-    )
-    pd.testing.assert_frame_equal(
-        itemsets, basket_analysis.itemsets_by_country(cleaned, min_invoices=50, min_support=0.05, max_basket_size=5)
-    )
+    mining = basket_analysis.RuleMining(min_support=0.05, max_basket_size=5)
+    itemsets, summary = basket_analysis.itemsets_and_summary(cleaned, mining, min_invoices=50)
+    by_country = basket_analysis.itemsets_by_country(cleaned, mining, min_invoices=50)
+    pd.testing.assert_frame_equal(itemsets, by_country)
     assert summary == basket_analysis.basket_summary(cleaned, max_basket_size=5)
     assert set(itemsets["country"].dropna()) == {"UK", "FR"}
     for country in ("UK", "FR"):

@@ -368,10 +368,7 @@ def test_rules_mined_at_fit_time_see_only_the_fitted_lines(shop):
 def test_rules_component_mines_exactly_like_the_rules_table(shop):
     lines = _products_only(shop)
     fitted = components.RulesRecommender(mining=MINING).fit(lines)
-    table = basket_analysis.rules_by_country(
-        lines, min_invoices=20, min_support=MINING.min_support, max_len=MINING.max_len,
-        min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
-    )
+    table = basket_analysis.rules_by_country(lines, MINING, min_invoices=20)
     pd.testing.assert_frame_equal(fitted.rules_, components._prepare_rules(table), check_exact=True)
     assert fitted.rules_["confidence"].min() >= MINING.min_confidence
     assert fitted.rules_["lift"].min() >= MINING.min_lift
@@ -383,18 +380,13 @@ def test_evaluated_and_tuned_rules_are_the_served_rules(shop):
     products = _products_only(shop)
     cutoff = products["invoice_date"].max().normalize() + pd.Timedelta(days=1) - pd.DateOffset(months=2)
     lines = _planted(products, cutoff)
-    served = basket_analysis.rules_by_country(
-        lines, min_invoices=20, min_support=MINING.min_support, max_len=MINING.max_len,
-        min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
-    )
+    served = basket_analysis.rules_by_country(lines, MINING, min_invoices=20)
     tables = serving.recommend_and_evaluate(lines, served, k=5, test_months=2, validation_months=2,
                                               mining=MINING)
     test_cutoff = tables.evaluation["cutoff_date"].iloc[0]
     assert test_cutoff == cutoff
-    pre_cutoff = basket_analysis.rules_by_country(
-        lines[lines["invoice_date"] < test_cutoff], min_invoices=20, min_support=MINING.min_support,
-        max_len=MINING.max_len, min_confidence=MINING.min_confidence, min_lift=MINING.min_lift,
-    )
+    pre_cutoff_lines = lines[lines["invoice_date"] < test_cutoff]
+    pre_cutoff = basket_analysis.rules_by_country(pre_cutoff_lines, MINING, min_invoices=20)
     pd.testing.assert_frame_equal(
         tables.evaluation_rules, components._prepare_rules(pre_cutoff), check_exact=True
     )
