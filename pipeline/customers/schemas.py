@@ -1,12 +1,15 @@
 """Pandera models for the customer-analytics tables (EDA, RFM, clusters, predictions).
 
-What belongs here: one ``DataFrameModel`` per table produced by ``pipeline.eda.summaries``, ``pipeline.customers.rfm_segments``,
-``pipeline.customers.clustering`` and ``pipeline.customers.prediction``, with column types, ranges, uniqueness, nullability and
-the cross-column rules each table guarantees. Models are strict (no extra columns) and coerce types, so
-they double as the column contract of each table. No transformation logic lives here.
+What belongs here: one ``DataFrameModel`` per table produced by ``pipeline.eda.summaries``,
+``pipeline.customers.rfm_segments``, ``pipeline.customers.clustering`` and ``pipeline.customers.prediction``,
+with column types, ranges, uniqueness, nullability and the cross-column rules each table guarantees. Models
+are strict (no extra columns) and coerce types, so they double as the column contract of each table. No
+transformation logic lives here.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,16 +29,82 @@ def _close(left: pd.Series, right: pd.Series, *, rel: float = 1e-9) -> pd.Series
     return both_missing | np.isclose(left, right, rtol=rel, atol=_TOL)
 
 
-def _ranked_by_revenue(df: pd.DataFrame) -> bool:
-    """``revenue_rank`` is 1..n and never ranks a smaller revenue above a larger one."""
-    ordered = df.sort_values("revenue_rank")
-    return bool(
-        (ordered["revenue_rank"].to_numpy() == np.arange(1, len(df) + 1)).all()
-        and ordered["revenue"].is_monotonic_decreasing
-    )
+def _recency(description: str, *, nullable: bool = False) -> Any:
+    """Field of a recency in days (the R of RFM): never negative."""
+    return pa.Field(ge=0, nullable=nullable, description=description)
 
 
-class MonthlySales(pa.DataFrameModel):
+def _frequency(description: str, *, nullable: bool = False) -> Any:
+    """Field of a frequency in invoices (the F of RFM): at least one."""
+    return pa.Field(ge=1, nullable=nullable, description=description)
+
+
+def _monetary(description: str, *, nullable: bool = False) -> Any:
+    """Field of a spend in GBP (the M of RFM): never negative."""
+    return pa.Field(ge=0, nullable=nullable, description=description)
+
+
+def _quintile_score(description: str) -> Any:
+    """Field of an RFM quintile score, 1 to 5."""
+    return pa.Field(in_range={"min_value": 1, "max_value": 5}, description=description)
+
+
+def _share(description: str) -> Any:
+    """Field of a share of a whole, in [0, 1]."""
+    return pa.Field(ge=0, le=1, description=description)
+
+
+def _segment(description: str, *, unique: bool = False) -> Any:
+    """Field of a named RFM segment."""
+    return pa.Field(isin=SEGMENTS, unique=unique, description=description)
+
+
+def _clustering_model(description: str = "'kmeans' or 'gmm'.") -> Any:
+    """Field naming the clustering model: k-means or the Gaussian mixture."""
+    return pa.Field(isin=_MODELS, description=description)
+
+
+def _cluster(description: str) -> Any:
+    """Field of a cluster number within its model, from 0."""
+    return pa.Field(ge=0, description=description)
+
+
+def _revenue_rank(ties: str) -> Any:
+    """Field of a rank by revenue, 1 = largest, unique; ``ties`` names what breaks ties."""
+    return pa.Field(ge=1, unique=True, description=f"1 = largest revenue (ties by {ties}).")
+
+
+class _Table(pa.DataFrameModel):
+    """Base of every model here."""
+
+    class Config:
+        """Strict columns, coerced types."""
+
+        strict = True
+        coerce = True
+
+
+class _CustomerTable(_Table):
+    """Base of the tables with one row per customer: ``customer_id`` comes first."""
+
+    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
+
+
+class _RevenueRanked(_Table):
+    """Base of the tables ranked by their ``revenue`` column in a ``revenue_rank`` column."""
+
+    @pa.dataframe_check
+    @classmethod
+    def rank_follows_revenue(cls, df: pd.DataFrame) -> bool:
+        """Ranks are 1..n and never rank a smaller revenue above a larger one."""
+        ordered = df.sort_values("revenue_rank")
+        return bool(
+            (ordered["revenue_rank"].to_numpy() == np.arange(1, len(df) + 1)).all()
+            and ordered["revenue"].is_monotonic_decreasing
+        )
+
+
+class MonthlySales(_Table):
     """One row per calendar month with sales: revenue, customers and returns."""
 
     month: Series[pd.Timestamp] = pa.Field(unique=True, description="First day of the calendar month.")
@@ -86,14 +155,8 @@ class MonthlySales(pa.DataFrameModel):
         """``cancellation_rate = cancelled_lines / (cancelled_lines + lines)``."""
         return _close(df["cancellation_rate"], df["cancelled_lines"] / (df["cancelled_lines"] + df["lines"]))
 
-    class Config:
-        """Strict columns, coerced types."""
 
-        strict = True
-        coerce = True
-
-
-class CountrySales(pa.DataFrameModel):
+class CountrySales(_RevenueRanked):
     """One row per country, ranked by revenue."""
 
     country: Series[str] = pa.Field(unique=True, description="Customer's country.")
@@ -101,10 +164,8 @@ class CountrySales(pa.DataFrameModel):
     customers: Series[int] = pa.Field(ge=0, description="Distinct registered customers in the country.")
     invoices: Series[int] = pa.Field(ge=1, description="Distinct sales invoices.")
     lines: Series[int] = pa.Field(ge=1, description="Sales lines.")
-    revenue_share: Series[float] = pa.Field(ge=0, le=1, description="Share of total revenue.")
-    revenue_rank: Series[int] = pa.Field(
-        ge=1, unique=True, description="1 = largest revenue (ties by country name)."
-    )
+    revenue_share: Series[float] = _share("Share of total revenue.")
+    revenue_rank: Series[int] = _revenue_rank("country name")
 
     @pa.dataframe_check
     @classmethod
@@ -112,20 +173,8 @@ class CountrySales(pa.DataFrameModel):
         """Revenue shares add up to 1."""
         return bool(np.isclose(df["revenue_share"].sum(), 1.0))
 
-    @pa.dataframe_check
-    @classmethod
-    def rank_follows_revenue(cls, df: pd.DataFrame) -> bool:
-        """Ranks are 1..n and never rank a smaller revenue above a larger one."""
-        return _ranked_by_revenue(df)
 
-    class Config:
-        """Strict columns, coerced types."""
-
-        strict = True
-        coerce = True
-
-
-class TopProducts(pa.DataFrameModel):
+class TopProducts(_RevenueRanked):
     """One row per sold stock code, ranked by revenue, with returns."""
 
     stock_code: Series[str] = pa.Field(unique=True, description="Product code.")
@@ -143,9 +192,7 @@ class TopProducts(pa.DataFrameModel):
         ge=0,
         description="returned_quantity / quantity (can exceed 1 for goods bought before the data starts).",
     )
-    revenue_rank: Series[int] = pa.Field(
-        ge=1, unique=True, description="1 = largest revenue (ties by stock code)."
-    )
+    revenue_rank: Series[int] = _revenue_rank("stock code")
 
     @pa.dataframe_check
     @classmethod
@@ -153,20 +200,8 @@ class TopProducts(pa.DataFrameModel):
         """``return_rate = returned_quantity / quantity``."""
         return _close(df["return_rate"], df["returned_quantity"] / df["quantity"])
 
-    @pa.dataframe_check
-    @classmethod
-    def rank_follows_revenue(cls, df: pd.DataFrame) -> bool:
-        """Ranks are 1..n and never rank a smaller revenue above a larger one."""
-        return _ranked_by_revenue(df)
 
-    class Config:
-        """Strict columns, coerced types."""
-
-        strict = True
-        coerce = True
-
-
-class CohortRetention(pa.DataFrameModel):
+class CohortRetention(_Table):
     """One row per acquisition cohort and month since acquisition."""
 
     cohort_month: Series[pd.Timestamp] = pa.Field(
@@ -179,7 +214,7 @@ class CohortRetention(pa.DataFrameModel):
         ge=0, description="Cohort customers with at least one invoice in that month."
     )
     cohort_size: Series[int] = pa.Field(ge=1, description="Customers in the cohort.")
-    retention_rate: Series[float] = pa.Field(ge=0, le=1, description="active_customers / cohort_size.")
+    retention_rate: Series[float] = _share("active_customers / cohort_size.")
 
     @pa.dataframe_check
     @classmethod
@@ -196,43 +231,29 @@ class CohortRetention(pa.DataFrameModel):
         return (df["months_since_first"] != 0) | (df["active_customers"] == df["cohort_size"])
 
     class Config:
-        """Strict columns, coerced types."""
+        """One row per cohort and month since acquisition."""
 
-        strict = True
-        coerce = True
         unique = ["cohort_month", "months_since_first"]
 
 
-class CustomerRfm(pa.DataFrameModel):
+class CustomerRfm(_CustomerTable):
     """One row per registered customer: RFM metrics, quintile scores and rule-based segment."""
 
-    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
-    recency_days: Series[int] = pa.Field(
-        ge=0, description="Days from the last purchase date to the reference date (day after the last sale)."
+    recency_days: Series[int] = _recency(
+        "Days from the last purchase date to the reference date (day after the last sale)."
     )
-    frequency: Series[int] = pa.Field(ge=1, description="Distinct invoices.")
-    monetary: Series[float] = pa.Field(
-        ge=0, description="Sum of the customer's line revenue, GBP (rounded to pence)."
-    )
-    r_score: Series[int] = pa.Field(
-        in_range={"min_value": 1, "max_value": 5}, description="Recency quintile score, 5 = most recent."
-    )
-    f_score: Series[int] = pa.Field(
-        in_range={"min_value": 1, "max_value": 5}, description="Frequency quintile score, 5 = most invoices."
-    )
-    m_score: Series[int] = pa.Field(
-        in_range={"min_value": 1, "max_value": 5}, description="Monetary quintile score, 5 = highest spend."
-    )
-    fm_score: Series[int] = pa.Field(
-        in_range={"min_value": 1, "max_value": 5},
-        description="Mean of f_score and m_score rounded half up; the value axis of the segment grid.",
+    frequency: Series[int] = _frequency("Distinct invoices.")
+    monetary: Series[float] = _monetary("Sum of the customer's line revenue, GBP (rounded to pence).")
+    r_score: Series[int] = _quintile_score("Recency quintile score, 5 = most recent.")
+    f_score: Series[int] = _quintile_score("Frequency quintile score, 5 = most invoices.")
+    m_score: Series[int] = _quintile_score("Monetary quintile score, 5 = highest spend.")
+    fm_score: Series[int] = _quintile_score(
+        "Mean of f_score and m_score rounded half up; the value axis of the segment grid."
     )
     rfm_score: Series[str] = pa.Field(
         str_matches=r"^[1-5]{3}$", description="The three scores as a label, e.g. '545'."
     )
-    segment: Series[str] = pa.Field(
-        isin=SEGMENTS, description="Named RFM segment from the R x FM grid (Champions ... Lost)."
-    )
+    segment: Series[str] = _segment("Named RFM segment from the R x FM grid (Champions ... Lost).")
     first_purchase_date: Series[pd.Timestamp] = pa.Field(description="Date of the first purchase.")
     last_purchase_date: Series[pd.Timestamp] = pa.Field(description="Date of the last purchase.")
     tenure_days: Series[int] = pa.Field(
@@ -275,30 +296,22 @@ class CustomerRfm(pa.DataFrameModel):
         """``avg_basket_value = monetary / frequency``."""
         return _close(df["avg_basket_value"], df["monetary"] / df["frequency"])
 
-    class Config:
-        """Strict columns, coerced types."""
 
-        strict = True
-        coerce = True
-
-
-class SegmentSummary(pa.DataFrameModel):
+class SegmentSummary(_Table):
     """One row per RFM segment (all eleven), with size, value and a marketing action."""
 
-    segment: Series[str] = pa.Field(isin=SEGMENTS, unique=True, description="Named RFM segment.")
+    segment: Series[str] = _segment("Named RFM segment.", unique=True)
     customers: Series[int] = pa.Field(ge=0, description="Customers in the segment.")
-    customer_share: Series[float] = pa.Field(ge=0, le=1, description="Share of all customers.")
+    customer_share: Series[float] = _share("Share of all customers.")
     revenue: Series[float] = pa.Field(ge=0, description="Sum of the segment's monetary values, GBP.")
-    revenue_share: Series[float] = pa.Field(ge=0, le=1, description="Share of all customers' revenue.")
-    avg_recency_days: Series[float] = pa.Field(
-        ge=0, nullable=True, description="Mean recency in days; null for an empty segment."
+    revenue_share: Series[float] = _share("Share of all customers' revenue.")
+    avg_recency_days: Series[float] = _recency(
+        "Mean recency in days; null for an empty segment.", nullable=True
     )
-    avg_frequency: Series[float] = pa.Field(
-        ge=1, nullable=True, description="Mean number of invoices; null for an empty segment."
+    avg_frequency: Series[float] = _frequency(
+        "Mean number of invoices; null for an empty segment.", nullable=True
     )
-    avg_monetary: Series[float] = pa.Field(
-        ge=0, nullable=True, description="Mean spend, GBP; null for an empty segment."
-    )
+    avg_monetary: Series[float] = _monetary("Mean spend, GBP; null for an empty segment.", nullable=True)
     marketing_action: Series[str] = pa.Field(
         str_length={"min_value": 10}, description="Recommended marketing action for the segment."
     )
@@ -325,17 +338,11 @@ class SegmentSummary(pa.DataFrameModel):
         """Averages are missing exactly for empty segments."""
         return df["avg_monetary"].isna() == (df["customers"] == 0)
 
-    class Config:
-        """Strict columns, coerced types."""
 
-        strict = True
-        coerce = True
-
-
-class ModelSelection(pa.DataFrameModel):
+class ModelSelection(_Table):
     """One row per fitted clustering model (k-means or a Gaussian-mixture covariance type) and k."""
 
-    model: Series[str] = pa.Field(isin=_MODELS, description="'kmeans' or 'gmm' (Gaussian mixture).")
+    model: Series[str] = _clustering_model("'kmeans' or 'gmm' (Gaussian mixture).")
     k: Series[int] = pa.Field(ge=2, description="Number of clusters or mixture components.")
     covariance_type: Series[str] = pa.Field(
         isin=_COVARIANCE_TYPES, nullable=True, description="Mixture covariance type; null for k-means."
@@ -373,50 +380,27 @@ class ModelSelection(pa.DataFrameModel):
         """No (model, k, covariance type) is listed twice."""
         return not df[["model", "k", "covariance_type"]].fillna("-").duplicated().any()
 
-    class Config:
-        """Strict columns, coerced types."""
 
-        strict = True
-        coerce = True
-
-
-class CustomerClusters(pa.DataFrameModel):
+class CustomerClusters(_CustomerTable):
     """One row per customer: k-means and Gaussian-mixture cluster with the mixture's confidence."""
 
-    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
-    kmeans_cluster: Series[int] = pa.Field(
-        ge=0, description="k-means cluster; 0 = highest mean monetary value."
-    )
-    gmm_cluster: Series[int] = pa.Field(
-        ge=0, description="Gaussian-mixture component; 0 = highest mean monetary value."
-    )
+    kmeans_cluster: Series[int] = _cluster("k-means cluster; 0 = highest mean monetary value.")
+    gmm_cluster: Series[int] = _cluster("Gaussian-mixture component; 0 = highest mean monetary value.")
     gmm_probability: Series[float] = pa.Field(
         ge=0, le=1, description="Posterior probability of the assigned mixture component."
     )
 
-    class Config:
-        """Strict columns, coerced types."""
 
-        strict = True
-        coerce = True
-
-
-class ClusterProfiles(pa.DataFrameModel):
+class ClusterProfiles(_Table):
     """One row per model and cluster: size, mean RFM, revenue share and a readable name."""
 
-    model: Series[str] = pa.Field(isin=_MODELS, description="'kmeans' or 'gmm'.")
-    cluster: Series[int] = pa.Field(ge=0, description="Cluster number; 0 = highest mean monetary value.")
+    model: Series[str] = _clustering_model()
+    cluster: Series[int] = _cluster("Cluster number; 0 = highest mean monetary value.")
     customers: Series[int] = pa.Field(ge=0, description="Customers in the cluster.")
-    mean_recency_days: Series[float] = pa.Field(
-        ge=0, nullable=True, description="Mean recency of its customers, days."
-    )
-    mean_frequency: Series[float] = pa.Field(
-        ge=1, nullable=True, description="Mean number of invoices of its customers."
-    )
-    mean_monetary: Series[float] = pa.Field(
-        ge=0, nullable=True, description="Mean spend of its customers, GBP."
-    )
-    revenue_share: Series[float] = pa.Field(ge=0, le=1, description="Share of the model's total revenue.")
+    mean_recency_days: Series[float] = _recency("Mean recency of its customers, days.", nullable=True)
+    mean_frequency: Series[float] = _frequency("Mean number of invoices of its customers.", nullable=True)
+    mean_monetary: Series[float] = _monetary("Mean spend of its customers, GBP.", nullable=True)
+    revenue_share: Series[float] = _share("Share of the model's total revenue.")
     name: Series[str] = pa.Field(
         str_length={"min_value": 1}, description="Readable name derived from the profile."
     )
@@ -437,19 +421,17 @@ class ClusterProfiles(pa.DataFrameModel):
         )
 
     class Config:
-        """Strict columns, coerced types."""
+        """One row per model and cluster; names unique within a model."""
 
-        strict = True
-        coerce = True
         unique = [["model", "cluster"], ["model", "name"]]
 
 
-class SegmentClusterCrosstab(pa.DataFrameModel):
+class SegmentClusterCrosstab(_Table):
     """Customers per RFM segment and cluster, per model (long form)."""
 
-    segment: Series[str] = pa.Field(isin=SEGMENTS, description="Named RFM segment.")
-    model: Series[str] = pa.Field(isin=_MODELS, description="'kmeans' or 'gmm'.")
-    cluster: Series[int] = pa.Field(ge=0, description="Cluster number within the model.")
+    segment: Series[str] = _segment("Named RFM segment.")
+    model: Series[str] = _clustering_model()
+    cluster: Series[int] = _cluster("Cluster number within the model.")
     customers: Series[int] = pa.Field(ge=0, description="Customers in both the segment and the cluster.")
 
     @pa.dataframe_check
@@ -460,20 +442,17 @@ class SegmentClusterCrosstab(pa.DataFrameModel):
         return bool((totals == totals.iloc[0]).all()) if len(totals) else True
 
     class Config:
-        """Strict columns, coerced types."""
+        """One row per segment, model and cluster."""
 
-        strict = True
-        coerce = True
         unique = ["segment", "model", "cluster"]
 
 
-class CustomerFeatures(pa.DataFrameModel):
+class CustomerFeatures(_CustomerTable):
     """Point-in-time features of one customer (see ``prediction.build_features``)."""
 
-    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
-    recency_days: Series[int] = pa.Field(ge=0, description="Days from the last purchase to the cutoff.")
-    frequency: Series[int] = pa.Field(ge=1, description="Distinct invoices before the cutoff.")
-    monetary: Series[float] = pa.Field(ge=0, description="Spend before the cutoff, GBP.")
+    recency_days: Series[int] = _recency("Days from the last purchase to the cutoff.")
+    frequency: Series[int] = _frequency("Distinct invoices before the cutoff.")
+    monetary: Series[float] = _monetary("Spend before the cutoff, GBP.")
     tenure_days: Series[int] = pa.Field(ge=0, description="Days from the first to the last purchase.")
     days_since_first_purchase: Series[int] = pa.Field(
         ge=0, description="Days from the first purchase to the cutoff."
@@ -518,17 +497,10 @@ class CustomerFeatures(pa.DataFrameModel):
         """Recent invoices are a subset of all invoices."""
         return df["invoices_last_90d"] <= df["frequency"]
 
-    class Config:
-        """Strict columns, coerced types."""
 
-        strict = True
-        coerce = True
-
-
-class PurchaseLabels(pa.DataFrameModel):
+class PurchaseLabels(_CustomerTable):
     """Whether and how much each known customer bought in a label window."""
 
-    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
     bought: Series[bool] = pa.Field(description="Whether the customer bought in the label window.")
     revenue: Series[float] = pa.Field(ge=0, description="Revenue in the label window, GBP.")
 
@@ -538,17 +510,10 @@ class PurchaseLabels(pa.DataFrameModel):
         """Buyers have positive revenue, non-buyers none."""
         return df["bought"] == (df["revenue"] > 0)
 
-    class Config:
-        """Strict columns, coerced types."""
 
-        strict = True
-        coerce = True
-
-
-class CustomerPredictions(pa.DataFrameModel):
+class CustomerPredictions(_CustomerTable):
     """One row per customer with history: next-window purchase probability and revenue."""
 
-    customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
     purchase_probability_90d: Series[float] = pa.Field(
         ge=0, le=1,
         description="Probability of at least one purchase in the 90 days after the reference date.",
@@ -567,14 +532,8 @@ class CustomerPredictions(pa.DataFrameModel):
         revenue = df["predicted_revenue_90d"]
         return (df["expected_value"] >= revenue - _TOL) & (df["expected_value"] <= 4 * revenue + _TOL)
 
-    class Config:
-        """Strict columns, coerced types."""
 
-        strict = True
-        coerce = True
-
-
-class PredictionEvaluation(pa.DataFrameModel):
+class PredictionEvaluation(_Table):
     """Test-window metrics of the prediction model and its baselines (long form)."""
 
     target: Series[str] = pa.Field(
@@ -609,8 +568,6 @@ class PredictionEvaluation(pa.DataFrameModel):
         return revenue_metric == (df["target"] == "revenue")
 
     class Config:
-        """Strict columns, coerced types."""
+        """One row per target, model and metric."""
 
-        strict = True
-        coerce = True
         unique = ["target", "model", "metric"]

@@ -6,6 +6,8 @@ ranges and cross-column invariants a downstream reader relies on. No transformat
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -14,13 +16,26 @@ from pandera.typing import Series
 _TOLERANCE = 1e-9
 
 
+def _lesser_end(node: str) -> Any:
+    """Field of an edge's ``source``: ``node`` names the end, which sorts before ``target``."""
+    return pa.Field(description=f"{node} (source < target).")
+
+
+def _jaccard(description: str) -> Any:
+    """Field of a Jaccard index of the two ends' sets: in (0, 1]."""
+    return pa.Field(gt=0, le=1, description=description)
+
+
+def _affinity(ratio: str) -> Any:
+    """Field of the edge ``weight``: the Jaccard index (``ratio`` spells it out) the centralities use."""
+    return _jaccard(f"Affinity used by the centralities (distance = 1 / weight): the Jaccard index, {ratio}.")
+
+
 class _UndirectedEdges(pa.DataFrameModel):
     """Shared invariants of undirected edge lists: each pair once, written ``source < target``."""
 
-    weight: Series[float] = pa.Field(gt=0, le=1, description="Affinity of the two ends (Jaccard index).")
-    jaccard: Series[float] = pa.Field(
-        gt=0, le=1, description="Shared invoices (or products) / invoices (or products) of either end."
-    )
+    weight: Series[float] = _jaccard("Affinity of the two ends (Jaccard index).")
+    jaccard: Series[float] = _jaccard("Shared invoices (or products) / invoices (or products) of either end.")
 
     class Config:
         """Reject unknown columns and coerce dtypes."""
@@ -43,34 +58,24 @@ class _UndirectedEdges(pa.DataFrameModel):
 class ProductNetworkEdges(_UndirectedEdges):
     """One row per pair of products bought together in enough invoices, weighted by their Jaccard index."""
 
-    source: Series[str] = pa.Field(description="Stock code of one product (source < target).")
+    source: Series[str] = _lesser_end("Stock code of one product")
     target: Series[str] = pa.Field(description="Stock code of the other product.")
-    weight: Series[float] = pa.Field(
-        gt=0, le=1, description="Affinity used by the centralities (distance = 1 / weight): the Jaccard "
-                                "index, shared invoices / invoices holding either product.",
-    )
+    weight: Series[float] = _affinity("shared invoices / invoices holding either product")
     shared_invoices: Series[int] = pa.Field(ge=1, description="Invoices holding both products (the support).")
     lift: Series[float] = pa.Field(
         gt=0, description="Shared invoices over those expected under independence."
     )
-    jaccard: Series[float] = pa.Field(
-        gt=0, le=1, description="Shared invoices / invoices holding either product (equals weight)."
-    )
+    jaccard: Series[float] = _jaccard("Shared invoices / invoices holding either product (equals weight).")
 
 
 class CustomerNetworkEdges(_UndirectedEdges):
     """One row per pair of customers sharing enough products, weighted by the Jaccard index of their sets."""
 
-    source: Series[int] = pa.Field(description="One customer (source < target).")
+    source: Series[int] = _lesser_end("One customer")
     target: Series[int] = pa.Field(description="The other customer.")
-    weight: Series[float] = pa.Field(
-        gt=0, le=1, description="Affinity used by the centralities (distance = 1 / weight): the Jaccard "
-                                "index, shared products / distinct products bought by either customer.",
-    )
+    weight: Series[float] = _affinity("shared products / distinct products bought by either customer")
     shared_products: Series[int] = pa.Field(ge=1, description="Distinct products bought by both customers.")
-    jaccard: Series[float] = pa.Field(
-        gt=0, le=1, description="Shared products / products bought by either customer (equals weight)."
-    )
+    jaccard: Series[float] = _jaccard("Shared products / products bought by either customer (equals weight).")
 
 
 class NodeCentrality(pa.DataFrameModel):

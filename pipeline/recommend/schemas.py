@@ -11,6 +11,8 @@ regex column, so they stay strict: any other column is rejected.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
@@ -30,16 +32,43 @@ def _product_codes(codes: pd.Series) -> pd.Series:
     return pd.Series(is_product_code(codes), index=codes.index)
 
 
+def _proportion(description: str, *, slack: float = 0) -> Any:
+    """Field of a proportion in [0, 1]; ``slack`` allows float rounding above 1 for sums."""
+    return pa.Field(ge=0, le=1 + slack, description=description)
+
+
+def _factor_columns() -> Any:
+    """Field matching every ``factor_NN`` column of a factor table (the last columns, after the key)."""
+    return pa.Field(alias=FACTOR_COLUMN_PATTERN, regex=True, description="Latent factor.")
+
+
+class _FactorTable(pa.DataFrameModel):
+    """Base of the factor tables: a key, then ``factor_NN`` columns (declared with ``_factor_columns``)."""
+
+    class Config:
+        """Reject unknown columns and coerce dtypes."""
+
+        strict = True
+        coerce = True
+
+    # Unnamed, so the check takes the method's name: a check named in the decorator keeps its name only in
+    # the first model Pandera builds from it (``CheckInfo.to_check`` pops the name), not in the others.
+    @pa.dataframe_check
+    def has_factor_columns(cls, df: pd.DataFrame) -> bool:
+        """At least one ``factor_NN`` column."""
+        return bool(df.columns.str.fullmatch(FACTOR_COLUMN_PATTERN).any())
+
+
 class ExplainedVariance(pa.DataFrameModel):
     """``analytics.svd_explained_variance``: one row per SVD component, in order."""
 
     component: Series[int] = pa.Field(ge=1, unique=True, description="Component number, 1 = largest.")
     singular_value: Series[float] = pa.Field(ge=0, description="Singular value (non-increasing).")
-    explained_variance_ratio: Series[float] = pa.Field(
-        ge=0, le=1, description="Share of the matrix's column variance captured by the component."
+    explained_variance_ratio: Series[float] = _proportion(
+        "Share of the matrix's column variance captured by the component."
     )
-    cumulative_explained_variance_ratio: Series[float] = pa.Field(
-        ge=0, le=1 + _TOLERANCE, description="Running total of explained_variance_ratio."
+    cumulative_explained_variance_ratio: Series[float] = _proportion(
+        "Running total of explained_variance_ratio.", slack=_TOLERANCE
     )
 
     class Config:
@@ -62,41 +91,21 @@ class ExplainedVariance(pa.DataFrameModel):
         return bool(np.allclose(running, df["cumulative_explained_variance_ratio"].to_numpy(), atol=1e-7))
 
 
-class CustomerFactors(pa.DataFrameModel):
+class CustomerFactors(_FactorTable):
     """``analytics.customer_factors``: one row per customer, latent factors ``U * Sigma`` in ``factor_NN``."""
 
     customer_id: Series[pd.Int64Dtype] = pa.Field(ge=1, unique=True, description="Customer number.")
-    factor: Series[float] = pa.Field(alias=FACTOR_COLUMN_PATTERN, regex=True, description="Latent factor.")
-
-    class Config:
-        """Reject unknown columns and coerce dtypes."""
-
-        strict = True
-        coerce = True
-
-    @pa.dataframe_check(name="has_factor_columns")
-    def _has_factors(cls, df: pd.DataFrame) -> bool:
-        return bool(df.columns.str.fullmatch(FACTOR_COLUMN_PATTERN).any())
+    factor: Series[float] = _factor_columns()
 
 
-class ProductFactors(pa.DataFrameModel):
+class ProductFactors(_FactorTable):
     """``analytics.product_factors``: one row per product, right singular vectors ``V`` in ``factor_NN``."""
 
     stock_code: Series[str] = pa.Field(
         unique=True, str_matches=STOCK_CODE_PATTERN, description="Product code."
     )
     description: Series[str] = pa.Field(nullable=True, description="Latest description of the product.")
-    factor: Series[float] = pa.Field(alias=FACTOR_COLUMN_PATTERN, regex=True, description="Latent factor.")
-
-    class Config:
-        """Reject unknown columns and coerce dtypes."""
-
-        strict = True
-        coerce = True
-
-    @pa.dataframe_check(name="has_factor_columns")
-    def _has_factors(cls, df: pd.DataFrame) -> bool:
-        return bool(df.columns.str.fullmatch(FACTOR_COLUMN_PATTERN).any())
+    factor: Series[float] = _factor_columns()
 
     # A code's verdict depends on the code alone, so the SQL route runs it on distinct codes only.
     @pa.check("stock_code", name="is_product_code", determined_by_unique=True)
@@ -165,14 +174,12 @@ class RecommenderMetrics(pa.DataFrameModel):
     setting: Series[str] = pa.Field(isin=list(SETTINGS), description="'any' or 'new_only'.")
     k: Series[int] = pa.Field(ge=1, description="Cut-off rank of every metric.")
     n_customers: Series[int] = pa.Field(ge=0, description="Customers evaluated in this setting.")
-    precision_at_k: Series[float] = pa.Field(ge=0, le=1, description="Mean hits / k.")
-    recall_at_k: Series[float] = pa.Field(ge=0, le=1, description="Mean hits / relevant products.")
-    ndcg_at_k: Series[float] = pa.Field(ge=0, le=1 + _TOLERANCE, description="Mean normalised DCG at k.")
-    hit_rate_at_k: Series[float] = pa.Field(
-        ge=0, le=1, description="Share of customers with at least one hit."
-    )
-    catalogue_coverage: Series[float] = pa.Field(
-        ge=0, le=1, description="Distinct products recommended / products sold before the cutoff."
+    precision_at_k: Series[float] = _proportion("Mean hits / k.")
+    recall_at_k: Series[float] = _proportion("Mean hits / relevant products.")
+    ndcg_at_k: Series[float] = _proportion("Mean normalised DCG at k.", slack=_TOLERANCE)
+    hit_rate_at_k: Series[float] = _proportion("Share of customers with at least one hit.")
+    catalogue_coverage: Series[float] = _proportion(
+        "Distinct products recommended / products sold before the cutoff."
     )
     cutoff_date: Series[pd.Timestamp] = pa.Field(description="Training uses lines strictly before this.")
     test_end_date: Series[pd.Timestamp] = pa.Field(description="End (exclusive) of the test window.")
