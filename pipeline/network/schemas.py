@@ -46,12 +46,12 @@ class _UndirectedEdges(pa.DataFrameModel):
     # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
     _check_columns = {"source_before_target": ("source", "target"), "one_row_per_pair": ("source", "target")}
 
-    @pa.dataframe_check(name="source_before_target")
-    def _ordered(cls, df: pd.DataFrame) -> pd.Series:
+    @pa.dataframe_check
+    def source_before_target(cls, df: pd.DataFrame) -> pd.Series:
         return df["source"] < df["target"]
 
-    @pa.dataframe_check(name="one_row_per_pair")
-    def _unique_pairs(cls, df: pd.DataFrame) -> bool:
+    @pa.dataframe_check
+    def one_row_per_pair(cls, df: pd.DataFrame) -> bool:
         return not df.duplicated(["source", "target"]).any()
 
 
@@ -112,8 +112,8 @@ class NodeCentrality(pa.DataFrameModel):
     # Columns each dataframe-level check reads: the SQL route of the schema check loads only these.
     _check_columns = {"largest_component_is_zero": ("component",)}
 
-    @pa.dataframe_check(name="largest_component_is_zero")
-    def _components_by_size(cls, df: pd.DataFrame) -> bool:
+    @pa.dataframe_check
+    def largest_component_is_zero(cls, df: pd.DataFrame) -> bool:
         sizes = df["component"].value_counts().sort_index()
         return bool(sizes.is_monotonic_decreasing)
 
