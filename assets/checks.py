@@ -143,3 +143,77 @@ def history_check(asset_key: dg.AssetKey, *, what: str) -> dg.AssetChecksDefinit
         )
 
     return _check
+
+
+#: A table's row count may move by this factor between two materializations before its check warns.
+ROW_COUNT_RATIO_BOUNDS = (0.5, 2.0)
+
+
+def row_count_verdict(
+    previous: int | None, latest: int, bounds: tuple[float, float] = ROW_COUNT_RATIO_BOUNDS
+) -> str | None:
+    """Why a table's new row count is suspicious next to its previous one, or None when it is not.
+
+    Args:
+        previous: Rows at the previous materialization (None: there was none).
+        latest: Rows now.
+        bounds: Lowest and highest accepted ratio ``latest / previous``.
+
+    Returns:
+        A sentence naming both counts and the bounds, or None.
+    """
+    if previous is None:
+        return None
+    low, high = bounds
+    if previous == 0:
+        # From empty (a short history that grew) is never suspicious.
+        return None
+    ratio = latest / previous
+    if low <= ratio <= high:
+        return None
+    return (f"{latest:,} rows after {previous:,} at the previous materialization (x{ratio:.2f}, outside "
+            f"x{low:g}..x{high:g})")
+
+
+def row_count_checks(asset_keys: list[dg.AssetKey]) -> dg.AssetChecksDefinition:
+    """WARN-severity ``row_count_within_bounds`` checks of tables, in one step.
+
+    Each compares the row count the IO manager recorded (``dagster/row_count``) at the latest
+    materialization with the one before; a table that shrinks below half or more than doubles warns (a
+    truncated export, a join gone wrong), never blocks.
+    """
+    specs = [
+        dg.AssetCheckSpec(
+            "row_count_within_bounds",
+            asset=key,
+            blocking=False,
+            description="Warns when the row count moves outside x{:g}..x{:g} of the previous materialization."
+            .format(*ROW_COUNT_RATIO_BOUNDS),
+        )
+        for key in asset_keys
+    ]
+
+    @dg.multi_asset_check(specs=specs, can_subset=True, name="row_count_within_bounds")
+    def _check(context: dg.AssetCheckExecutionContext):
+        selected = context.selected_asset_check_keys
+        for check_key in sorted(selected, key=lambda key: key.asset_key.to_user_string()):
+            records = context.instance.fetch_materializations(check_key.asset_key, limit=2).records
+            counts = [
+                record.asset_materialization.metadata.get("dagster/row_count")
+                for record in records
+                if record.asset_materialization is not None
+            ]
+            counts = [int(value.value) for value in counts if value is not None]
+            latest = counts[0] if counts else 0
+            previous = counts[1] if len(counts) > 1 else None
+            problem = row_count_verdict(previous, latest)
+            yield dg.AssetCheckResult(
+                asset_key=check_key.asset_key,
+                check_name=check_key.name,
+                passed=problem is None,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"rows": latest, "previous_rows": previous if previous is not None else -1,
+                          **({"problem": problem} if problem else {})},
+            )
+
+    return _check

@@ -1,12 +1,15 @@
-"""The code location: every asset and check, the all-assets job, the nightly schedule and the new-file sensor."""
+"""The code location: assets and checks, the full-rebuild and observation jobs, the schedule and the sensors."""
 
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 
-from assets import publish
+from assets import keys, publish
+from assets._versions import code_version
+from assets.checks import row_count_checks
 from resources import ClusteringSettings, InvoiceSource, RuleMiningSettings, Warehouse, WarehouseIOManager
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -20,30 +23,105 @@ def _setting(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
+#: When an asset refreshes by itself: as soon as something it reads has changed (a new data version of the
+#: observed exports, or a new materialization upstream), never when nothing did.
+AUTOMATION = dg.AutomationCondition.eager()
+
+
+#: How stale what analysts read may get. Tables refresh only when new exports arrive, so a warning after
+#: 8 days means no new data for a week (the shop exports daily); after 32 days the table fails freshness.
+ANALYST_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(days=32), warn_window=timedelta(days=8)
+)
+ANALYST_SCHEMAS = ("analytics", "marts")
+
+
+def load_assets() -> list:
+    """Every asset of the code location, each with its code version and the :data:`AUTOMATION` condition.
+
+    The tables and views analysts read (``analytics``, ``marts``) also carry :data:`ANALYST_FRESHNESS`.
+    """
+
+    def versioned(spec: dg.AssetSpec) -> dg.AssetSpec:
+        fresh = {"freshness_policy": ANALYST_FRESHNESS} if spec.key.path[0] in ANALYST_SCHEMAS else {}
+        return spec.replace_attributes(
+            code_version=code_version(spec.group_name), automation_condition=AUTOMATION, **fresh
+        )
+
+    loaded = dg.load_assets_from_modules(ASSET_MODULES)
+    return [
+        dg.map_asset_specs(versioned, [item])[0]
+        if isinstance(item, dg.AssetsDefinition) and item.is_materializable
+        else item
+        for item in loaded
+    ]
+
+
+#: The layers stored as tables by the IO manager (which records row counts and column schemas).
+TABLE_SCHEMAS = ("raw", "staging", "analytics")
+
+
+def load_checks() -> list:
+    """Every asset check of the code location: the modules' own, plus WARN row-count and schema-change checks.
+
+    Both warn and never block: a table that shrinks to less than half or more than doubles between two
+    materializations, or whose columns change (names or types), is worth a look by a person, not a reason to
+    hold back the analyst copy.
+    """
+    tables = sorted(
+        (key for item in load_assets() if isinstance(item, dg.AssetsDefinition) and item.is_materializable
+         for key in item.keys if key.path[0] in TABLE_SCHEMAS),
+        key=lambda key: key.to_user_string(),
+    )
+    return [
+        *dg.load_asset_checks_from_modules(ASSET_MODULES),
+        row_count_checks(tables),
+        *dg.build_column_schema_change_checks(assets=tables, severity=dg.AssetCheckSeverity.WARN),
+    ]
+
+
 all_assets_job = dg.define_asset_job(
     "all_assets",
     selection=dg.AssetSelection.all(),
-    description="Materialize every asset and run every check, in one process (DuckDB has a single writer).",
+    description="Materialize every asset and run every check, in one process (DuckDB has a single writer): a "
+    "full rebuild, whatever changed.",
+)
+
+observe_source_job = dg.define_asset_job(
+    "observe_source",
+    selection=dg.AssetSelection.assets(keys.INVOICE_SOURCE),
+    description="Fingerprint the invoice exports. A new fingerprint makes the automation sensor refresh "
+    "everything downstream; an unchanged one starts no analytic work.",
 )
 
 nightly_refresh = dg.ScheduleDefinition(
     name="nightly_refresh",
-    job=all_assets_job,
+    job=observe_source_job,
     cron_schedule="0 2 * * *",
     execution_timezone="Europe/London",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Refresh everything at 02:00 London time; ingest re-reads only new or changed source files.",
+    description="Observe the exports at 02:00 London time; the refresh_on_new_data sensor takes it from "
+    "there.",
+)
+
+refresh_on_new_data = dg.AutomationConditionSensorDefinition(
+    "refresh_on_new_data",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Materializes the assets whose inputs changed (the AUTOMATION condition of every asset).",
 )
 
 
 @dg.sensor(
-    job=all_assets_job,
+    job=observe_source_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Starts a refresh when a file is added to, changed in or removed from the RETAIL_SOURCE folder.",
+    description="Observes the exports when a file is added to, changed in or removed from the RETAIL_SOURCE "
+    "folder.",
 )
 def new_source_files(context: dg.SensorEvaluationContext, invoice_source: InvoiceSource):
-    """Launch ``all_assets`` when the listing of the source folder changes."""
+    """Launch an observation of the source when the listing of the source folder changes."""
     signature = invoice_source.listing_signature()
     if context.cursor == signature:
         return dg.SkipReason("source listing unchanged")
@@ -58,11 +136,11 @@ def build_definitions() -> dg.Definitions:
     """Assemble the code location from the asset modules and environment-configured resources."""
     warehouse_path = _setting("RETAIL_WAREHOUSE", DEFAULT_WAREHOUSE)
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(ASSET_MODULES),
-        asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-        jobs=[all_assets_job],
+        assets=load_assets(),
+        asset_checks=load_checks(),
+        jobs=[all_assets_job, observe_source_job],
         schedules=[nightly_refresh],
-        sensors=[new_source_files],
+        sensors=[new_source_files, refresh_on_new_data],
         executor=dg.in_process_executor,
         resources={
             "io_manager": WarehouseIOManager(database=warehouse_path),

@@ -9,14 +9,53 @@ from assets._metadata import preview
 from assets._tables import table_out
 from assets.checks import schema_check
 from pipeline.sources import ingest
+from pipeline.sources.download import TransientDownloadError
 from pipeline.staging.schemas import RawInvoices
-from resources import InvoiceSource, Warehouse
+from resources import InvoiceSource, SourcePart, Warehouse
 
 RAW_COMMENT = "Every source line as received, with normalized types and lineage (source_file, source_sheet, source_row)."
 MANIFEST_COMMENT = "One row per ingested source part: its fingerprint, line count and when it was read."
 
 
+def source_parts(invoice_source: InvoiceSource) -> list[SourcePart]:
+    """The source's parts; a transient download failure asks Dagster to retry the step later.
+
+    The retry policy of the network download: an unreachable server, a timeout, a 429 or a 5xx answer is retried
+    ``download_retries`` times, ``download_retry_seconds`` apart; any other failure (a 404, a bad checksum, a
+    malformed file) fails at once with its message.
+    """
+    try:
+        return invoice_source.parts()
+    except TransientDownloadError as error:
+        raise dg.RetryRequested(
+            max_retries=invoice_source.download_retries, seconds_to_wait=invoice_source.download_retry_seconds
+        ) from error
+
+
+@dg.multi_observable_source_asset(
+    specs=[
+        dg.AssetSpec(
+            key=keys.INVOICE_SOURCE,
+            group_name="ingest",
+            description="The invoice exports named by RETAIL_SOURCE; observing them records their fingerprint as "
+            "the data version, so downstream assets refresh only when the exports change.",
+            kinds={"xlsx", "csv", "parquet"},
+            owners=["team:data-engineering"],
+        )
+    ],
+)
+def invoice_exports(invoice_source: InvoiceSource):
+    """Fingerprint the source (every part's content hash) without parsing it."""
+    parts = source_parts(invoice_source)
+    yield dg.ObserveResult(
+        asset_key=keys.INVOICE_SOURCE,
+        data_version=dg.DataVersion(invoice_source.data_version(parts)),
+        metadata={"parts": len(parts), "location": invoice_source.location},
+    )
+
+
 @dg.multi_asset(
+    deps=[keys.INVOICE_SOURCE],
     outs={
         "raw_invoices": table_out(keys.RAW_INVOICES, RawInvoices, RAW_COMMENT, owners=("team:data-engineering",)),
         "source_files": dg.AssetOut(
@@ -31,7 +70,7 @@ MANIFEST_COMMENT = "One row per ingested source part: its fingerprint, line coun
 )
 def raw_invoices(context: dg.AssetExecutionContext, invoice_source: InvoiceSource, warehouse: Warehouse):
     """Ingest the source: parse new or changed parts, reuse unchanged ones from the warehouse."""
-    parts = invoice_source.parts()
+    parts = source_parts(invoice_source)
     by_name = {part.source_file: part for part in parts}
     previous = None
     if warehouse.table_exists("raw", "source_files") and warehouse.table_exists("raw", "raw_invoices"):

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+#: The exports themselves (observed, not materialized): their data version is the source's fingerprint.
+INVOICE_SOURCE = dg.AssetKey(["source", "invoice_exports"])
 RAW_INVOICES = dg.AssetKey(["raw", "raw_invoices"])
 SOURCE_FILES = dg.AssetKey(["raw", "source_files"])
 CLEANED_TRANSACTIONS = dg.AssetKey(["staging", "cleaned_transactions"])

@@ -16,8 +16,13 @@ ANALYST_COPY = dg.AssetKey(["publish", "analyst_copy"])
 
 
 def _upstream_keys() -> list[dg.AssetKey]:
-    """Every asset key of the upstream modules, in a stable order."""
-    keys = {key for definition in dg.load_assets_from_modules(UPSTREAM_MODULES) for key in definition.keys}
+    """Every materialized asset key of the upstream modules (not the observed source), in a stable order."""
+    keys = {
+        key
+        for definition in dg.load_assets_from_modules(UPSTREAM_MODULES)
+        if isinstance(definition, dg.AssetsDefinition) and definition.is_materializable
+        for key in definition.keys
+    }
     return sorted(keys, key=lambda key: key.to_user_string())
 
 

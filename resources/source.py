@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipeline.sources import readers
+from pipeline.sources.download import UCI_ONLINE_RETAIL_II_URL
 
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 
@@ -47,6 +48,11 @@ class InvoiceSource(dg.ConfigurableResource):
     synthetic_lines: int = Field(default=100_000, description="Lines the synthetic generator produces.")
     synthetic_seed: int = Field(default=42, description="Seed of the synthetic generator.")
     cache_dir: str = Field(default=str(DEFAULT_CACHE), description="Where the UCI download is cached.")
+    uci_url: str = Field(default=UCI_ONLINE_RETAIL_II_URL, description="Where the UCI zip is downloaded from.")
+    download_retries: int = Field(
+        default=3, description="Attempts after a transient download failure (unreachable, timeout, 429, 5xx)."
+    )
+    download_retry_seconds: float = Field(default=60.0, description="Wait before each new download attempt.")
     uci_sha256: str | None = Field(
         default=None,
         description="SHA-256 the UCI zip must have; a download that differs is refused and not cached.",
@@ -75,7 +81,7 @@ class InvoiceSource(dg.ConfigurableResource):
             from pipeline.sources import download
 
             path = download.download_uci(
-                Path(self.cache_dir).expanduser(), expected_sha256=self.uci_sha256 or None
+                Path(self.cache_dir).expanduser(), url=self.uci_url, expected_sha256=self.uci_sha256 or None
             )
             return [SourcePart(str(path), readers.file_fingerprint(path), path)]
         root = self._resolved_path()
@@ -111,6 +117,23 @@ class InvoiceSource(dg.ConfigurableResource):
             )
         # Arrow-backed text: the raw table is written to DuckDB straight from it (see readers.read_file).
         return readers.read_file(part.path, arrow_text=True)
+
+    def data_version(self, parts: list[SourcePart] | None = None) -> str:
+        """The source's fingerprint: a digest of every part's name and content fingerprint.
+
+        Unchanged exports give the same value, so an observation of an unchanged source records no new data
+        version and nothing downstream is scheduled.
+
+        Args:
+            parts: The parts, if already listed (default: :meth:`parts`).
+
+        Returns:
+            A hex digest.
+        """
+        parts = self.parts() if parts is None else parts
+        ordered = sorted(parts, key=lambda part: part.source_file)
+        listing = "\n".join(f"{part.source_file}\t{part.fingerprint}" for part in ordered)
+        return hashlib.sha256(listing.encode()).hexdigest()
 
     def listing_signature(self) -> str:
         """A cheap signature of the source listing (names, sizes, modification times) for the sensor.

@@ -37,6 +37,13 @@ class DownloadError(RuntimeError):
     """The dataset could not be downloaded, verified or extracted."""
 
 
+class TransientDownloadError(DownloadError):
+    """The server could not be reached, timed out, or answered 429 or 5xx: trying again later may succeed.
+
+    Everything else (a 404, a checksum mismatch, an archive that is not a zip or is too large) is final.
+    """
+
+
 def download_uci(
     cache_dir: str | Path,
     *,
@@ -157,11 +164,14 @@ def _stream(
                 digest.update(chunk)
                 output.write(chunk)
     except urllib.error.HTTPError as error:
-        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from error
+        transient = error.code == 429 or error.code >= 500
+        raise (TransientDownloadError if transient else DownloadError)(
+            f"{url}: HTTP {error.code} {error.reason}"
+        ) from error
     except urllib.error.URLError as error:
-        raise DownloadError(f"{url}: cannot connect ({error.reason})") from error
+        raise TransientDownloadError(f"{url}: cannot connect ({error.reason})") from error
     except (TimeoutError, OSError) as error:
-        raise DownloadError(f"{url}: download failed ({error})") from error
+        raise TransientDownloadError(f"{url}: download failed ({error})") from error
     if len(head) < 4:
         raise DownloadError(f"{url}: the answer is not a zip archive ({received} bytes received)")
     return digest.hexdigest()

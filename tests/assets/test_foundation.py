@@ -118,6 +118,9 @@ def test_failed_blocking_check_stops_downstream(tmp_path, warehouse_path):
 def test_definitions_load_with_job_schedule_and_sensor():
     defs = build_definitions()
     assert defs.resolve_job_def("all_assets") is not None
+    # The nightly schedule only observes the exports; the automation sensor refreshes what changed.
+    assert defs.resolve_job_def("observe_source") is not None
+    assert nightly_refresh.job_name == "observe_source"
     assert nightly_refresh.cron_schedule == "0 2 * * *"
     assert {("raw", "raw_invoices"), ("staging", "cleaned_transactions"), ("staging", "rejected_rows")} <= {
         tuple(k.path) for k in defs.resolve_asset_graph().get_all_asset_keys()

@@ -22,7 +22,7 @@ def tables(database: str) -> dict[str, pd.DataFrame]:
 
 
 def asset_keys() -> set[str]:
-    return {k.to_user_string() for k in build_definitions().resolve_asset_graph().get_all_asset_keys()}
+    return {k.to_user_string() for k in build_definitions().resolve_asset_graph().materializable_asset_keys}
 
 
 def table_keys() -> set[str]:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import dagster as dg
 
 from assets import report as report_assets
-from assets.definitions import ASSET_MODULES, build_definitions
+from assets.definitions import build_definitions, load_assets, load_checks
 from resources import InvoiceSource, Warehouse, WarehouseIOManager
 
 #: Synthetic lines of the session warehouse (two years of trading, small enough for a quick run).
@@ -27,8 +27,23 @@ class BuiltWarehouse(NamedTuple):
     result: dg.ExecuteInProcessResult
 
 
+def resources_for(database: str, source: InvoiceSource | None = None) -> dict:
+    """The code location's resources with the warehouse and the source redirected."""
+    return {
+        **build_definitions().resources,
+        "io_manager": WarehouseIOManager(database=database),
+        "warehouse": Warehouse(database=database),
+        "invoice_source": source or InvoiceSource(location="synthetic", synthetic_lines=SYNTHETIC_LINES),
+    }
+
+
 def materialize_all(
-    database: str, report_path: str, *, source: InvoiceSource | None = None, raise_on_error: bool = True
+    database: str,
+    report_path: str,
+    *,
+    source: InvoiceSource | None = None,
+    raise_on_error: bool = True,
+    instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run every asset and check (the analyst copy included) into ``database``.
 
@@ -40,22 +55,19 @@ def materialize_all(
         report_path: Where the HTML report goes.
         source: The invoices; default ``SYNTHETIC_LINES`` synthetic lines.
         raise_on_error: Raise on the first failed step instead of returning a failed result.
+        instance: The Dagster instance to record the run in (default: a fresh ephemeral one).
 
     Returns:
         The in-process result (materializations, check evaluations, step events).
     """
-    resources = {
-        **build_definitions().resources,
-        "io_manager": WarehouseIOManager(database=database),
-        "warehouse": Warehouse(database=database),
-        "invoice_source": source or InvoiceSource(location="synthetic", synthetic_lines=SYNTHETIC_LINES),
-    }
+    resources = resources_for(database, source)
     report_op = report_assets.customer_intelligence_report.op.name
     return dg.materialize(
-        [*dg.load_assets_from_modules(ASSET_MODULES), *dg.load_asset_checks_from_modules(ASSET_MODULES)],
+        [*load_assets(), *load_checks()],
         resources=resources,
         run_config={"ops": {report_op: {"config": {"path": report_path}}}},
         raise_on_error=raise_on_error,
+        instance=instance,
     )
 
 

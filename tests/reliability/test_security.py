@@ -128,7 +128,7 @@ def test_uci_checksum_reaches_the_verified_download(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "download_uci", fake_download)
     with pytest.raises(download.DownloadError):
         InvoiceSource(location="uci", cache_dir=str(tmp_path), uci_sha256="ab" * 32).parts()
-    assert calls == [{"expected_sha256": "ab" * 32}]
+    assert calls == [{"url": download.UCI_ONLINE_RETAIL_II_URL, "expected_sha256": "ab" * 32}]
     # Size, type and checksum guards themselves: tests/pipeline/sources/test_download.py; zip bomb: test_bad_input.py.
     assert download.DEFAULT_MAX_BYTES <= 200_000_000
 
@@ -136,7 +136,7 @@ def test_uci_checksum_reaches_the_verified_download(tmp_path, monkeypatch):
 def test_dagster_ui_binds_to_localhost():
     makefile = (REPO_ROOT / "Makefile").read_text()
     ui = re.search(r"^ui:.*\n\t(.+)$", makefile, flags=re.MULTILINE).group(1)
-    assert "dagster dev" in ui and "-h 127.0.0.1" in ui
+    assert "dg dev" in ui and "--host 127.0.0.1" in ui
     for name in ("Makefile", "dagster.yaml", "pyproject.toml"):
         assert "0.0.0.0" not in (REPO_ROOT / name).read_text(), name
 

@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 
 from pipeline.sources import readers
-from pipeline.sources.download import DownloadError, download_uci
+from pipeline.sources.download import DownloadError, TransientDownloadError, download_uci
 
 HEADER = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
 
@@ -66,14 +66,20 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 class Server:
     """A local HTTP server answering from a dict of path -> (body, send Content-Length)."""
 
-    def __init__(self, routes: dict[str, tuple[bytes, bool]]):
+    def __init__(self, routes: dict[str, tuple[bytes, bool]], *, unavailable: dict[str, int] | None = None):
         self.routes = routes
         self.requests: list[str] = []
+        # Paths that answer 503 to their first N requests (a server under maintenance).
+        self.unavailable = dict(unavailable or {})
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                if server.unavailable.get(self.path, 0) > 0:
+                    server.unavailable[self.path] -= 1
+                    self.send_error(503)
+                    return
                 if self.path not in server.routes:
                     self.send_error(404)
                     return
@@ -202,11 +208,26 @@ def test_bad_archives_and_http_errors(server, tmp_path, path, message):
     assert not list(tmp_path.rglob("*.xlsx"))
 
 
+def test_only_network_failures_are_transient(server, tmp_path):
+    server.unavailable["/static/public/502/online+retail+ii.zip"] = 1
+    with pytest.raises(TransientDownloadError, match="HTTP 503"):
+        download_uci(tmp_path / "a", url=server.url("/static/public/502/online+retail+ii.zip"))
+    # The next attempt succeeds.
+    assert download_uci(tmp_path / "a", url=server.url("/static/public/502/online+retail+ii.zip")).is_file()
+    with pytest.raises(DownloadError, match="HTTP 404") as refused:
+        download_uci(tmp_path / "b", url=server.url("/missing.zip"))
+    assert not isinstance(refused.value, TransientDownloadError)
+    with pytest.raises(DownloadError, match="checksum") as mismatch:
+        download_uci(tmp_path / "c", url=server.url("/static/public/502/online+retail+ii.zip"),
+                     expected_sha256="0" * 64)
+    assert not isinstance(mismatch.value, TransientDownloadError)
+
+
 def test_unreachable_server_and_foreign_scheme(tmp_path):
     probe = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     port = probe.server_address[1]
     probe.server_close()
-    with pytest.raises(DownloadError, match="cannot connect"):
+    with pytest.raises(TransientDownloadError, match="cannot connect"):
         download_uci(tmp_path, url=f"http://127.0.0.1:{port}/x.zip", timeout=5)
     with pytest.raises(DownloadError, match="http and https"):
         download_uci(tmp_path, url=f"file://{Path(__file__).resolve()}")

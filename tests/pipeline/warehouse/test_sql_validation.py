@@ -370,7 +370,8 @@ for room in ["staging", "customers", "baskets", "network", "recommend"]:
               and v.__module__ == module.__name__]
     for model in reversed(models):
         schema = model.to_schema()
-        names = [c.name for c in schema.checks] + [c.name for col in schema.columns.values() for c in col.checks]
+        names = [c.name for c in schema.checks]
+        names += [c.name for column in schema.columns.values() for c in column.checks]
         problems += [(model.__name__, n) for n in names if n and n.startswith("_")]
         problems += [(model.__name__, k) for k in getattr(model, "_check_columns", {}) if k not in names]
 print(problems)
