@@ -3,11 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The code location's settings (RETAIL_SOURCE, RETAIL_WAREHOUSE...) come from the shell or from .env, which
+# Dagster and dg load themselves (see .env.example); the code has the defaults. Only where `make run` prints
+# the row counts from is needed here.
+WAREHOUSE := $(or $(RETAIL_WAREHOUSE),$(CURDIR)/data/warehouse/retail.duckdb)
+# DAGSTER_HOME must be an absolute path (Dagster refuses a relative one), so it is set here.
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-export RETAIL_SOURCE ?= synthetic
-export RETAIL_WAREHOUSE ?= $(CURDIR)/data/warehouse/retail.duckdb
+# dg runs the project's own environment.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
-.PHONY: run test ui ui-check install bench lint clean
+.PHONY: run test ui ui-check install bench lint clean check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,14 +27,15 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster job execute -m assets.definitions -j all_assets
-	$(BIN)/python -m pipeline.warehouse.summary "$(RETAIL_WAREHOUSE)"
+	$(BIN)/dg launch --job all_assets
+	$(BIN)/python -m pipeline.warehouse.summary "$(WAREHOUSE)"
 
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dg check defs
 	$(BIN)/python -m pytest
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -m assets.definitions -h 127.0.0.1 -p 3000
+	$(BIN)/dg dev --host 127.0.0.1 --port 3000
 
 ui-check: $(STAMP)
 	$(BIN)/python -m tests.ui.browser_check --url http://127.0.0.1:3000 --screenshot reports/ui_lineage.png
