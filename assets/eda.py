@@ -12,7 +12,7 @@ from assets._metadata import figure, preview
 from assets._tables import warehouse_table
 from assets.checks import schema_check
 from pipeline.common import lines as sales_lines
-from pipeline.customers.schemas import CohortRetention, CountrySales, MonthlySales, TopProducts
+from pipeline.eda.schemas import CohortRetention, CountrySales, MonthlySales, TopProducts
 from pipeline.eda import plots, summaries
 from resources import Warehouse
 

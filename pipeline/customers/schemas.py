@@ -1,7 +1,7 @@
-"""Pandera models for the customer-analytics tables (EDA, RFM, clusters, predictions).
+"""Pandera models for the customer-analytics tables (RFM, clusters, predictions).
 
-What belongs here: one ``DataFrameModel`` per table produced by ``pipeline.eda.summaries``,
-``pipeline.customers.rfm_segments``, ``pipeline.customers.clustering`` and ``pipeline.customers.prediction``,
+What belongs here: one ``DataFrameModel`` per table produced by ``pipeline.customers.rfm_segments``,
+``pipeline.customers.clustering`` and ``pipeline.customers.prediction``,
 with column types, ranges, uniqueness, nullability and the cross-column rules each table guarantees. Models
 are strict (no extra columns) and coerce types, so they double as the column contract of each table. No
 transformation logic lives here.
@@ -16,17 +16,11 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from pipeline.common.schemas import TOLERANCE, StrictTable, close, share
 from pipeline.customers.rfm_segments import SEGMENTS, assign_segment
 
-_TOL = 1e-6
 _MODELS = ("kmeans", "gmm")
 _COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
-
-
-def _close(left: pd.Series, right: pd.Series, *, rel: float = 1e-9) -> pd.Series:
-    """Element-wise closeness that treats two missing values as equal."""
-    both_missing = left.isna() & right.isna()
-    return both_missing | np.isclose(left, right, rtol=rel, atol=_TOL)
 
 
 def _recency(description: str, *, nullable: bool = False) -> Any:
@@ -49,11 +43,6 @@ def _quintile_score(description: str) -> Any:
     return pa.Field(in_range={"min_value": 1, "max_value": 5}, description=description)
 
 
-def _share(description: str) -> Any:
-    """Field of a share of a whole, in [0, 1]."""
-    return pa.Field(ge=0, le=1, description=description)
-
-
 def _segment(description: str, *, unique: bool = False) -> Any:
     """Field of a named RFM segment."""
     return pa.Field(isin=SEGMENTS, unique=unique, description=description)
@@ -69,171 +58,10 @@ def _cluster(description: str) -> Any:
     return pa.Field(ge=0, description=description)
 
 
-def _revenue_rank(ties: str) -> Any:
-    """Field of a rank by revenue, 1 = largest, unique; ``ties`` names what breaks ties."""
-    return pa.Field(ge=1, unique=True, description=f"1 = largest revenue (ties by {ties}).")
-
-
-class _Table(pa.DataFrameModel):
-    """Base of every model here."""
-
-    class Config:
-        """Strict columns, coerced types."""
-
-        strict = True
-        coerce = True
-
-
-class _CustomerTable(_Table):
+class _CustomerTable(StrictTable):
     """Base of the tables with one row per customer: ``customer_id`` comes first."""
 
     customer_id: Series[int] = pa.Field(unique=True, description="Customer number.")
-
-
-class _RevenueRanked(_Table):
-    """Base of the tables ranked by their ``revenue`` column in a ``revenue_rank`` column."""
-
-    @pa.dataframe_check
-    @classmethod
-    def rank_follows_revenue(cls, df: pd.DataFrame) -> bool:
-        """Ranks are 1..n and never rank a smaller revenue above a larger one."""
-        ordered = df.sort_values("revenue_rank")
-        return bool(
-            (ordered["revenue_rank"].to_numpy() == np.arange(1, len(df) + 1)).all()
-            and ordered["revenue"].is_monotonic_decreasing
-        )
-
-
-class MonthlySales(_Table):
-    """One row per calendar month with sales: revenue, customers and returns."""
-
-    month: Series[pd.Timestamp] = pa.Field(unique=True, description="First day of the calendar month.")
-    revenue: Series[float] = pa.Field(
-        ge=0, description="Revenue of the month's sales lines, GBP (guests included)."
-    )
-    invoices: Series[int] = pa.Field(ge=1, description="Distinct sales invoices in the month.")
-    lines: Series[int] = pa.Field(ge=1, description="Sales lines in the month.")
-    customers: Series[int] = pa.Field(
-        ge=0, description="Distinct registered customers who bought in the month."
-    )
-    new_customers: Series[int] = pa.Field(
-        ge=0, description="Customers whose first purchase in the data falls in the month."
-    )
-    returning_customers: Series[int] = pa.Field(ge=0, description="customers - new_customers.")
-    avg_basket_value: Series[float] = pa.Field(ge=0, description="revenue / invoices, GBP.")
-    cancelled_lines: Series[int] = pa.Field(
-        ge=0, description="Product cancellation lines (returns) dated in the month."
-    )
-    cancellation_rate: Series[float] = pa.Field(
-        ge=0, lt=1, description="cancelled_lines / (cancelled_lines + lines)."
-    )
-    returns_value: Series[float] = pa.Field(
-        ge=0, description="Value of the month's product cancellations, GBP."
-    )
-
-    @pa.check("month")
-    @classmethod
-    def first_of_month(cls, month: Series[pd.Timestamp]) -> Series[bool]:
-        """Months are stamped on their first day at midnight."""
-        return (month.dt.day == 1) & (month == month.dt.normalize())
-
-    @pa.dataframe_check
-    @classmethod
-    def customers_split(cls, df: pd.DataFrame) -> Series[bool]:
-        """Every customer of the month is either new or returning."""
-        return df["new_customers"] + df["returning_customers"] == df["customers"]
-
-    @pa.dataframe_check
-    @classmethod
-    def basket_is_revenue_per_invoice(cls, df: pd.DataFrame) -> Series[bool]:
-        """``avg_basket_value = revenue / invoices``."""
-        return _close(df["avg_basket_value"], df["revenue"] / df["invoices"])
-
-    @pa.dataframe_check
-    @classmethod
-    def rate_matches_counts(cls, df: pd.DataFrame) -> Series[bool]:
-        """``cancellation_rate = cancelled_lines / (cancelled_lines + lines)``."""
-        return _close(df["cancellation_rate"], df["cancelled_lines"] / (df["cancelled_lines"] + df["lines"]))
-
-
-class CountrySales(_RevenueRanked):
-    """One row per country, ranked by revenue."""
-
-    country: Series[str] = pa.Field(unique=True, description="Customer's country.")
-    revenue: Series[float] = pa.Field(ge=0, description="Revenue of the country's sales lines, GBP.")
-    customers: Series[int] = pa.Field(ge=0, description="Distinct registered customers in the country.")
-    invoices: Series[int] = pa.Field(ge=1, description="Distinct sales invoices.")
-    lines: Series[int] = pa.Field(ge=1, description="Sales lines.")
-    revenue_share: Series[float] = _share("Share of total revenue.")
-    revenue_rank: Series[int] = _revenue_rank("country name")
-
-    @pa.dataframe_check
-    @classmethod
-    def shares_sum_to_one(cls, df: pd.DataFrame) -> bool:
-        """Revenue shares add up to 1."""
-        return bool(np.isclose(df["revenue_share"].sum(), 1.0))
-
-
-class TopProducts(_RevenueRanked):
-    """One row per sold stock code, ranked by revenue, with returns."""
-
-    stock_code: Series[str] = pa.Field(unique=True, description="Product code.")
-    description: Series[str] = pa.Field(
-        nullable=True, description="Most frequent description of the product on sales lines."
-    )
-    revenue: Series[float] = pa.Field(ge=0, description="Revenue of the product over all sales lines, GBP.")
-    quantity: Series[int] = pa.Field(ge=1, description="Units sold.")
-    invoices: Series[int] = pa.Field(ge=1, description="Distinct invoices holding the product.")
-    customers: Series[int] = pa.Field(ge=0, description="Distinct registered customers who bought it.")
-    returned_quantity: Series[int] = pa.Field(
-        ge=0, description="Units on the product's cancellation lines (returns)."
-    )
-    return_rate: Series[float] = pa.Field(
-        ge=0,
-        description="returned_quantity / quantity (can exceed 1 for goods bought before the data starts).",
-    )
-    revenue_rank: Series[int] = _revenue_rank("stock code")
-
-    @pa.dataframe_check
-    @classmethod
-    def return_rate_matches(cls, df: pd.DataFrame) -> Series[bool]:
-        """``return_rate = returned_quantity / quantity``."""
-        return _close(df["return_rate"], df["returned_quantity"] / df["quantity"])
-
-
-class CohortRetention(_Table):
-    """One row per acquisition cohort and month since acquisition."""
-
-    cohort_month: Series[pd.Timestamp] = pa.Field(
-        description="Month of the cohort's first purchase in the data."
-    )
-    months_since_first: Series[int] = pa.Field(
-        ge=0, description="Months since the cohort month; 0 = acquisition month."
-    )
-    active_customers: Series[int] = pa.Field(
-        ge=0, description="Cohort customers with at least one invoice in that month."
-    )
-    cohort_size: Series[int] = pa.Field(ge=1, description="Customers in the cohort.")
-    retention_rate: Series[float] = _share("active_customers / cohort_size.")
-
-    @pa.dataframe_check
-    @classmethod
-    def active_within_cohort(cls, df: pd.DataFrame) -> Series[bool]:
-        """No more active customers than the cohort holds, and the rate is their ratio."""
-        return (df["active_customers"] <= df["cohort_size"]) & _close(
-            df["retention_rate"], df["active_customers"] / df["cohort_size"]
-        )
-
-    @pa.dataframe_check
-    @classmethod
-    def whole_cohort_active_first(cls, df: pd.DataFrame) -> Series[bool]:
-        """In the acquisition month the whole cohort is active."""
-        return (df["months_since_first"] != 0) | (df["active_customers"] == df["cohort_size"])
-
-    class Config:
-        """One row per cohort and month since acquisition."""
-
-        unique = ["cohort_month", "months_since_first"]
 
 
 class CustomerRfm(_CustomerTable):
@@ -294,17 +122,17 @@ class CustomerRfm(_CustomerTable):
     @classmethod
     def basket_is_monetary_per_invoice(cls, df: pd.DataFrame) -> Series[bool]:
         """``avg_basket_value = monetary / frequency``."""
-        return _close(df["avg_basket_value"], df["monetary"] / df["frequency"])
+        return close(df["avg_basket_value"], df["monetary"] / df["frequency"])
 
 
-class SegmentSummary(_Table):
+class SegmentSummary(StrictTable):
     """One row per RFM segment (all eleven), with size, value and a marketing action."""
 
     segment: Series[str] = _segment("Named RFM segment.", unique=True)
     customers: Series[int] = pa.Field(ge=0, description="Customers in the segment.")
-    customer_share: Series[float] = _share("Share of all customers.")
+    customer_share: Series[float] = share("Share of all customers.")
     revenue: Series[float] = pa.Field(ge=0, description="Sum of the segment's monetary values, GBP.")
-    revenue_share: Series[float] = _share("Share of all customers' revenue.")
+    revenue_share: Series[float] = share("Share of all customers' revenue.")
     avg_recency_days: Series[float] = _recency(
         "Mean recency in days; null for an empty segment.", nullable=True
     )
@@ -339,7 +167,7 @@ class SegmentSummary(_Table):
         return df["avg_monetary"].isna() == (df["customers"] == 0)
 
 
-class ModelSelection(_Table):
+class ModelSelection(StrictTable):
     """One row per fitted clustering model (k-means or a Gaussian-mixture covariance type) and k."""
 
     model: Series[str] = _clustering_model("'kmeans' or 'gmm' (Gaussian mixture).")
@@ -391,7 +219,7 @@ class CustomerClusters(_CustomerTable):
     )
 
 
-class ClusterProfiles(_Table):
+class ClusterProfiles(StrictTable):
     """One row per model and cluster: size, mean RFM, revenue share and a readable name."""
 
     model: Series[str] = _clustering_model()
@@ -400,7 +228,7 @@ class ClusterProfiles(_Table):
     mean_recency_days: Series[float] = _recency("Mean recency of its customers, days.", nullable=True)
     mean_frequency: Series[float] = _frequency("Mean number of invoices of its customers.", nullable=True)
     mean_monetary: Series[float] = _monetary("Mean spend of its customers, GBP.", nullable=True)
-    revenue_share: Series[float] = _share("Share of the model's total revenue.")
+    revenue_share: Series[float] = share("Share of the model's total revenue.")
     name: Series[str] = pa.Field(
         str_length={"min_value": 1}, description="Readable name derived from the profile."
     )
@@ -426,7 +254,7 @@ class ClusterProfiles(_Table):
         unique = [["model", "cluster"], ["model", "name"]]
 
 
-class SegmentClusterCrosstab(_Table):
+class SegmentClusterCrosstab(StrictTable):
     """Customers per RFM segment and cluster, per model (long form)."""
 
     segment: Series[str] = _segment("Named RFM segment.")
@@ -473,10 +301,10 @@ class CustomerFeatures(_CustomerTable):
     spend_last_90d: Series[float] = pa.Field(ge=0, description="Spend in the 90 days before the cutoff, GBP.")
     invoices_last_90d: Series[int] = pa.Field(ge=0, description="Invoices in the 90 days before the cutoff.")
     spend_last_90d_share: Series[float] = pa.Field(
-        ge=0, le=1 + _TOL, description="spend_last_90d / monetary."
+        ge=0, le=1 + TOLERANCE, description="spend_last_90d / monetary."
     )
     q4_spend_share: Series[float] = pa.Field(
-        ge=0, le=1 + _TOL, description="Share of spend in October-December."
+        ge=0, le=1 + TOLERANCE, description="Share of spend in October-December."
     )
     is_uk: Series[bool] = pa.Field(
         description="Whether most of the customer's lines ship to the United Kingdom."
@@ -530,10 +358,11 @@ class CustomerPredictions(_CustomerTable):
     def value_covers_next_window(cls, df: pd.DataFrame) -> Series[bool]:
         """The 12-month value is at least the next window's revenue and at most four times it."""
         revenue = df["predicted_revenue_90d"]
-        return (df["expected_value"] >= revenue - _TOL) & (df["expected_value"] <= 4 * revenue + _TOL)
+        expected = df["expected_value"]
+        return (expected >= revenue - TOLERANCE) & (expected <= 4 * revenue + TOLERANCE)
 
 
-class PredictionEvaluation(_Table):
+class PredictionEvaluation(StrictTable):
     """Test-window metrics of the prediction model and its baselines (long form)."""
 
     target: Series[str] = pa.Field(

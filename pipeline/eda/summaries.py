@@ -46,7 +46,7 @@ def monthly_sales(cleaned: Lines, rejected: Lines | None = None) -> pd.DataFrame
 
     Returns:
         One row per month with at least one sale line, ordered by ``month`` (first day of the month), with
-        the columns of ``pipeline.customers.schemas.MonthlySales``.
+        the columns of ``pipeline.eda.schemas.MonthlySales``.
     """
     sql = (
         PRODUCT_CANCELLATIONS_SQL
@@ -108,7 +108,7 @@ def country_sales(cleaned: Lines) -> pd.DataFrame:
     Returns:
         One row per country with ``revenue``, ``customers`` (distinct registered customers), ``invoices``,
         ``lines``, ``revenue_share`` (of total revenue) and ``revenue_rank`` (1 = largest; ties broken by
-        country name), ordered by rank. Columns of ``pipeline.customers.schemas.CountrySales``.
+        country name), ordered by rank. Columns of ``pipeline.eda.schemas.CountrySales``.
     """
     sql = """
         SELECT
@@ -141,7 +141,7 @@ def top_products(cleaned: Lines, rejected: Lines | None = None) -> pd.DataFrame:
 
     Returns:
         One row per ``stock_code`` in ``cleaned``, ordered by ``revenue_rank`` (1 = largest revenue; ties
-        broken by stock code). Columns of ``pipeline.customers.schemas.TopProducts``.
+        broken by stock code). Columns of ``pipeline.eda.schemas.TopProducts``.
     """
     sql = (
         PRODUCT_CANCELLATIONS_SQL
@@ -201,7 +201,7 @@ def cohort_retention(cleaned: Lines) -> pd.DataFrame:
         cleaned: ``staging.cleaned_transactions``; guest lines are ignored.
 
     Returns:
-        Columns of ``pipeline.customers.schemas.CohortRetention``: ``cohort_month``, ``months_since_first``
+        Columns of ``pipeline.eda.schemas.CohortRetention``: ``cohort_month``, ``months_since_first``
         (0 = acquisition month), ``active_customers``, ``cohort_size`` and
         ``retention_rate = active_customers / cohort_size``; ordered by cohort then month.
     """

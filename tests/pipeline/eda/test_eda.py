@@ -8,7 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from pipeline.common import lines as sales_lines
-from pipeline.customers.schemas import CohortRetention, CountrySales, MonthlySales, TopProducts
+from pipeline.eda.schemas import CohortRetention, CountrySales, MonthlySales, TopProducts
 from pipeline.eda import plots, summaries
 
 LINE = {

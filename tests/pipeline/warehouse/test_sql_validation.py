@@ -364,7 +364,7 @@ def test_check_names_do_not_depend_on_which_model_is_built_first():
 import importlib, inspect
 import pandera.pandas as pa
 problems = []
-for room in ["staging", "customers", "baskets", "network", "recommend"]:
+for room in ["staging", "eda", "customers", "baskets", "network", "recommend"]:
     module = importlib.import_module(f"pipeline.{room}.schemas")
     models = [v for v in vars(module).values() if inspect.isclass(v) and issubclass(v, pa.DataFrameModel)
               and v.__module__ == module.__name__]
