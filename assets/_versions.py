@@ -23,7 +23,9 @@ GROUP_CODE: dict[str, tuple[str, ...]] = {
     "baskets": ("pipeline/baskets", "assets/baskets.py", "resources/settings.py"),
     "network": ("pipeline/network", "pipeline/baskets/basket_analysis.py", "assets/network.py"),
     "recommendations": (
-        "pipeline/recommend", "pipeline/baskets/basket_analysis.py", "assets/recommendations.py",
+        "pipeline/recommend",
+        "pipeline/baskets/basket_analysis.py",
+        "assets/recommendations.py",
         "resources/settings.py",
     ),
     "marts": ("pipeline/warehouse/marts.py", "assets/marts.py"),
@@ -31,7 +33,11 @@ GROUP_CODE: dict[str, tuple[str, ...]] = {
     "publish": ("resources/publication.py", "assets/publish.py"),
 }
 _SHARED = (
-    "pipeline/common", "assets/_tables.py", "assets/_metadata.py", "assets/checks.py", "resources/warehouse.py",
+    "pipeline/common",
+    "assets/_tables.py",
+    "assets/_metadata.py",
+    "assets/checks.py",
+    "resources/warehouse.py",
 )
 
 

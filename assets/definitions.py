@@ -1,4 +1,4 @@
-"""The code location: assets and checks, the full-rebuild and observation jobs, the schedule and the sensors."""
+"""The code location: assets and checks, the rebuild and observation jobs, the schedule and the sensors."""
 
 
 import os

@@ -40,20 +40,37 @@ def refresh(tmp_path_factory):
     state = {"cursor": None}
 
     def observe() -> None:
-        dg.materialize(load_assets(), selection=dg.AssetSelection.assets(keys.INVOICE_SOURCE),
-                       instance=instance, resources=resources)
+        dg.materialize(
+            load_assets(),
+            selection=dg.AssetSelection.assets(keys.INVOICE_SOURCE),
+            instance=instance,
+            resources=resources,
+        )
 
     def requested() -> set[dg.AssetKey]:
-        result = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=state["cursor"])
+        result = dg.evaluate_automation_conditions(
+            defs=definitions, instance=instance, cursor=state["cursor"]
+        )
         state["cursor"] = result.cursor
-        return {key for key in definitions.resolve_asset_graph().materializable_asset_keys
-                if result.get_num_requested(key)}
+        return {
+            key
+            for key in definitions.resolve_asset_graph().materializable_asset_keys
+            if result.get_num_requested(key)
+        }
 
     observe()
     built = materialize_all(database, str(folder / "report.html"), source=source, instance=instance)
     assert built.success
-    return {"observe": observe, "requested": requested, "exports": exports, "raw": raw, "month": month,
-            "definitions": definitions, "instance": instance, "resources": resources}
+    return {
+        "observe": observe,
+        "requested": requested,
+        "exports": exports,
+        "raw": raw,
+        "month": month,
+        "definitions": definitions,
+        "instance": instance,
+        "resources": resources,
+    }
 
 
 def test_an_unchanged_source_requests_no_work_and_a_new_month_requests_what_reads_it(refresh):
@@ -62,7 +79,7 @@ def test_an_unchanged_source_requests_no_work_and_a_new_month_requests_what_read
     started = time.perf_counter()
     refresh["observe"]()
     assert refresh["requested"]() == set()
-    # Measured, not asserted (bench/ reports timings): an unchanged night is one observation and one evaluation.
+    # Measured, not asserted: an unchanged night is one observation and one evaluation.
     print(f"unchanged-source refresh (observe + evaluate): {time.perf_counter() - started:.2f} s")
 
     raw, month = refresh["raw"], refresh["month"]
@@ -97,7 +114,9 @@ def test_row_count_verdict():
 
 def test_tables_get_warn_row_count_and_schema_change_checks():
     graph = build_definitions().resolve_asset_graph()
-    tables = {key for key in graph.materializable_asset_keys if key.path[0] in ("raw", "staging", "analytics")}
+    tables = {
+        key for key in graph.materializable_asset_keys if key.path[0] in ("raw", "staging", "analytics")
+    }
     checks = {}
     for check_key in graph.asset_check_keys:
         checks.setdefault(check_key.asset_key, set()).add(check_key.name)
@@ -115,12 +134,14 @@ def test_a_truncated_export_warns_and_does_not_block(tmp_path):
     raw.to_parquet(exports / "export.parquet", index=False)
     instance = dg.DagsterInstance.ephemeral()
     resources = resources_for(str(tmp_path / "retail.duckdb"), InvoiceSource(location=str(exports)))
-    selection = dg.AssetSelection.assets(keys.RAW_INVOICES, keys.SOURCE_FILES, keys.CLEANED_TRANSACTIONS,
-                                         keys.REJECTED_ROWS)
+    selection = dg.AssetSelection.assets(
+        keys.RAW_INVOICES, keys.SOURCE_FILES, keys.CLEANED_TRANSACTIONS, keys.REJECTED_ROWS
+    )
 
     def run() -> dict:
-        result = dg.materialize([*load_assets(), *load_checks()], selection=selection, instance=instance,
-                                resources=resources)
+        result = dg.materialize(
+            [*load_assets(), *load_checks()], selection=selection, instance=instance, resources=resources
+        )
         assert result.success
         return {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
 

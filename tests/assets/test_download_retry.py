@@ -25,10 +25,19 @@ def server():
 
 
 def observe(tmp_path, url: str, *, retries: int) -> dg.ExecuteInProcessResult:
-    source = InvoiceSource(location="uci", uci_url=url, cache_dir=str(tmp_path / "cache"),
-                           download_retries=retries, download_retry_seconds=0)
-    return dg.materialize(load_assets(), selection=dg.AssetSelection.assets(keys.INVOICE_SOURCE),
-                          resources=resources_for(str(tmp_path / "retail.duckdb"), source), raise_on_error=False)
+    source = InvoiceSource(
+        location="uci",
+        uci_url=url,
+        cache_dir=str(tmp_path / "cache"),
+        download_retries=retries,
+        download_retry_seconds=0,
+    )
+    return dg.materialize(
+        load_assets(),
+        selection=dg.AssetSelection.assets(keys.INVOICE_SOURCE),
+        resources=resources_for(str(tmp_path / "retail.duckdb"), source),
+        raise_on_error=False,
+    )
 
 
 def test_a_server_under_maintenance_is_retried_until_it_answers(server, tmp_path):
