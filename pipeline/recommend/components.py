@@ -246,7 +246,7 @@ class _Component(BaseEstimator):
         found = self._candidates(ids, n=k, exclude_purchased=exclude_purchased)
         return pd.DataFrame(
             {
-                "customer_id": pd.array(ids[found.position], dtype="Int64"),
+                "customer_id": np.asarray(ids[found.position], dtype=np.int64),
                 "rank": found.rank.astype(np.int64),
                 "stock_code": self.history_.stock_codes[found.product],
                 "score": found.score.astype(np.float64),
@@ -595,7 +595,7 @@ class SVDRecommender(_Component):
     def _fit_history(self, history: _History) -> Self:
         matrix = svd.CustomerProductMatrix(
             svd.weight_counts(history.counts, weighting=self.weighting),
-            pd.Index(history.customer_ids, dtype="Int64", name="customer_id"),
+            pd.Index(history.customer_ids, dtype=np.int64, name="customer_id"),
             pd.Index(history.stock_codes, dtype=object, name="stock_code"),
         )
         result = svd.fit_svd(matrix, n_components=self.n_components, random_state=self.random_state)

@@ -72,7 +72,7 @@ def temporal_split(
     relevant = {
         setting: pd.DataFrame(
             {
-                "customer_id": pd.array(coded.customer_ids[pairs // n_products], dtype="Int64"),
+                "customer_id": np.asarray(coded.customer_ids[pairs // n_products], dtype=np.int64),
                 "stock_code": coded.stock_codes[pairs % n_products],
             }
         )
@@ -131,7 +131,7 @@ def ranking_metrics(recommendations: pd.DataFrame, relevant: pd.DataFrame, *, k:
     metrics = _metrics_from_hits(hits, n_relevant)
     return pd.DataFrame(
         {
-            "customer_id": pd.array(customers, dtype="Int64"),
+            "customer_id": np.asarray(customers, dtype=np.int64),
             "n_relevant": n_relevant.astype(np.int64),
             "n_hits": hits.sum(axis=1).astype(np.int64),
             **metrics,

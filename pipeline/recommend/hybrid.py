@@ -335,7 +335,7 @@ class HybridRecommender(_Component):
         names = np.array(list(self.components_), dtype=object)
         return pd.DataFrame(
             {
-                "customer_id": pd.array(customer_ids[served.position], dtype="Int64"),
+                "customer_id": np.asarray(customer_ids[served.position], dtype=np.int64),
                 "rank": served.rank.astype(np.int64),
                 "stock_code": self.history_.stock_codes[served.product],
                 "score": served.score.astype(np.float64),

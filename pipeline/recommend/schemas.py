@@ -94,7 +94,7 @@ class ExplainedVariance(pa.DataFrameModel):
 class CustomerFactors(_FactorTable):
     """``analytics.customer_factors``: one row per customer, latent factors ``U * Sigma`` in ``factor_NN``."""
 
-    customer_id: Series[pd.Int64Dtype] = pa.Field(ge=1, unique=True, description="Customer number.")
+    customer_id: Series[int] = pa.Field(ge=1, unique=True, description="Customer number.")
     factor: Series[float] = _factor_columns()
 
 
@@ -116,7 +116,7 @@ class ProductFactors(_FactorTable):
 class Recommendations(pa.DataFrameModel):
     """``analytics.recommendations``: top-k products per customer and setting, with a reason."""
 
-    customer_id: Series[pd.Int64Dtype] = pa.Field(ge=1, description="Customer served.")
+    customer_id: Series[int] = pa.Field(ge=1, description="Customer served.")
     rank: Series[int] = pa.Field(ge=1, description="1 = best recommendation.")
     stock_code: Series[str] = pa.Field(str_matches=STOCK_CODE_PATTERN, description="Recommended product.")
     description: Series[str] = pa.Field(description="Product description (the code when none is known).")

@@ -158,7 +158,7 @@ def customer_product_matrix(
     )
     counts.sum_duplicates()
     matrix = weight_counts(counts, weighting=weighting)
-    customer_ids = pd.Index(customers, dtype="Int64", name="customer_id")
+    customer_ids = pd.Index(np.asarray(customers, dtype=np.int64), name="customer_id")
     stock_codes = pd.Index(np.asarray(products, dtype=object), dtype=object, name="stock_code")
     return CustomerProductMatrix(matrix.astype(np.float64), customer_ids, stock_codes)
 
@@ -197,8 +197,9 @@ def fit_svd(
         matrix: Output of :func:`customer_product_matrix`.
         n_components: Number of latent factors; capped to ``min(matrix.shape) - 1``.
         random_state: Seed of the randomized range finder; an int makes runs repeatable.
-        descriptions: Optional description per ``stock_code`` (see ``pipeline.common.codes.product_descriptions``) for the
-            product factor table; missing codes get ``None``.
+        descriptions: Optional description per ``stock_code`` (see
+            ``pipeline.common.codes.product_descriptions``) for the product factor table; missing codes get
+            ``None``.
 
     Returns:
         The explained-variance table, the wide customer and product factor tables and the fitted model.
@@ -224,7 +225,7 @@ def fit_svd(
     )
     customer_factors = pd.concat(
         [
-            pd.DataFrame({"customer_id": pd.array(matrix.customer_ids, dtype="Int64")}),
+            pd.DataFrame({"customer_id": np.asarray(matrix.customer_ids, dtype=np.int64)}),
             pd.DataFrame(projected, columns=columns),
         ],
         axis=1,

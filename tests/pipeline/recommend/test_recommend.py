@@ -700,3 +700,20 @@ def test_recommend_and_evaluate_on_short_data_serves_and_says_why_it_cannot_eval
     assert isinstance(tables.evaluation_error, holdouts.ValidationSplitError)
     assert "the data spans" in str(tables.evaluation_error)
     pd.testing.assert_frame_equal(tables.recommendations, serving.recommend_all_settings(week, k=3))
+
+
+def test_customer_ids_are_plain_integers_in_every_table(shop):
+    # customer_id means one thing everywhere: int64 wherever it is never null (every analytics table),
+    # nullable Int64 only in the sales lines, where guests have none.
+    from pipeline.customers import rfm_segments
+    from pipeline.recommend import svd as svd_module
+
+    tables = serving.recommend_and_evaluate(_products_only(shop), k=3, test_months=2, validation_months=2)
+    result = svd_module.fit_svd(svd_module.customer_product_matrix(shop), n_components=4)
+    frames = {
+        "recommendations": tables.recommendations,
+        "svd_customer_factors": result.customer_factors,
+        "rfm": rfm_segments.rfm_table(shop.assign(revenue=1.0, price=1.0, quantity=1, country="UK")),
+    }
+    for name, frame in frames.items():
+        assert frame["customer_id"].dtype == np.int64, name
