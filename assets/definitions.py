@@ -61,15 +61,19 @@ def load_assets() -> list:
 TABLE_SCHEMAS = ("raw", "staging", "analytics")
 
 
-def load_checks() -> list:
+def load_checks(assets: list | None = None) -> list:
     """Every asset check of the code location: the modules' own, plus WARN row-count and schema-change checks.
 
     Both warn and never block: a table that shrinks to less than half or more than doubles between two
     materializations, or whose columns change (names or types), is worth a look by a person, not a reason to
     hold back the analyst copy.
+
+    Args:
+        assets: The loaded assets, when the caller has them (default: :func:`load_assets`).
     """
+    assets = load_assets() if assets is None else assets
     tables = sorted(
-        (key for item in load_assets() if isinstance(item, dg.AssetsDefinition) and item.is_materializable
+        (key for item in assets if isinstance(item, dg.AssetsDefinition) and item.is_materializable
          for key in item.keys if key.path[0] in TABLE_SCHEMAS),
         key=lambda key: key.to_user_string(),
     )
@@ -135,9 +139,10 @@ def new_source_files(context: dg.SensorEvaluationContext, invoice_source: Invoic
 def build_definitions() -> dg.Definitions:
     """Assemble the code location from the asset modules and environment-configured resources."""
     warehouse_path = _setting("RETAIL_WAREHOUSE", DEFAULT_WAREHOUSE)
+    assets = load_assets()
     return dg.Definitions(
-        assets=load_assets(),
-        asset_checks=load_checks(),
+        assets=assets,
+        asset_checks=load_checks(assets),
         jobs=[all_assets_job, observe_source_job],
         schedules=[nightly_refresh],
         sensors=[new_source_files, refresh_on_new_data],

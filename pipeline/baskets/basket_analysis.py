@@ -52,7 +52,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mlxtend.frequent_patterns import apriori, fpgrowth
 
-from pipeline.common.codes import most_frequent_texts
+from pipeline.common.codes import coded_product_descriptions
 
 DEFAULT_MAX_BASKET_SIZE: int = 250
 """Suggested cap on distinct products per basket, for callers that want giant invoices left out.
@@ -401,18 +401,6 @@ def _basket_summary(index: _BasketIndex, *, max_basket_size: int | None) -> dict
     }
 
 
-def _product_descriptions(cleaned: pd.DataFrame, line_product: np.ndarray, products: pd.Index) -> pd.Series:
-    """``pipeline.common.codes.product_descriptions`` on stock codes already coded (sorted ``products``)."""
-    line_text, texts = pd.factorize(cleaned["description"])
-    described, names = most_frequent_texts(
-        line_product, line_text, np.asarray(texts, dtype=object), len(products)
-    )
-    index = pd.Index(np.array(products, dtype=object), name="stock_code")
-    out = pd.Series(np.array(products, dtype=object), index=index, name="description", dtype=object)
-    out.iloc[described] = names
-    return out
-
-
 def _describe(items: Iterable[str], descriptions: Mapping[str, str]) -> list[str]:
     """Map stock codes to descriptions, falling back to the code itself."""
     return [str(descriptions.get(item, item)) for item in items]
@@ -469,7 +457,7 @@ def _mined_itemsets(
     """:func:`frequent_itemsets` with its settings in one :class:`RuleMining` (rule thresholds unused)."""
     index = _BasketIndex.build(cleaned, by_country=country is not None)
     if descriptions is None:
-        descriptions = _product_descriptions(cleaned, index.line_product, index.products)
+        descriptions = coded_product_descriptions(cleaned["description"], index.line_product, index.products)
     return _frequent_itemsets(index, mining, country=country, descriptions=_description_lookup(descriptions))
 
 
@@ -1107,7 +1095,9 @@ def itemsets_and_summary(
             top_n=top_n_countries,
             min_invoices=min_invoices,
         )
-    descriptions = _description_lookup(_product_descriptions(cleaned, index.line_product, index.products))
+    descriptions = _description_lookup(
+        coded_product_descriptions(cleaned["description"], index.line_product, index.products)
+    )
     scopes: list[str | None] = ([None] if include_all else []) + list(countries)
     parts = [_frequent_itemsets(index, mining, country=scope, descriptions=descriptions) for scope in scopes]
     parts = [part for part in parts if not part.empty]

@@ -52,14 +52,15 @@ def is_product_code(codes: Iterable[object]) -> np.ndarray:
     )
     distinct = pd.Series(pd.unique(values), dtype=object)
     text = distinct.where(distinct.map(lambda value: isinstance(value, str)))
-    staged = text.astype("string[pyarrow]").str.fullmatch(STOCK_CODE_PATTERN).fillna(False).astype(bool)
-    service = text.astype("string[pyarrow]").str.fullmatch(NON_PRODUCT_CODE_PATTERN).fillna(False).astype(bool)
+    text = text.astype("string[pyarrow]")
+    staged = text.str.fullmatch(STOCK_CODE_PATTERN).fillna(False).astype(bool)
+    service = text.str.fullmatch(NON_PRODUCT_CODE_PATTERN).fillna(False).astype(bool)
     valid = set(distinct[staged & ~service])
     return values.isin(valid).to_numpy(dtype=bool)
 
 
 def most_frequent_texts(
-    product: np.ndarray, text: np.ndarray, texts: np.ndarray, n_products: int
+    product: np.ndarray, text: np.ndarray, texts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The description of each coded product: its most frequent stripped, non-empty text.
 
@@ -71,7 +72,6 @@ def most_frequent_texts(
         product: Product code of each line (``-1``: none).
         text: Code of each line's description in ``texts`` (``-1``: missing).
         texts: The distinct descriptions (any text; they are stripped here).
-        n_products: Number of product codes.
 
     Returns:
         ``(products, descriptions)``: the codes that have a description, ascending, and its text.
@@ -106,9 +106,26 @@ def product_descriptions(lines: pd.DataFrame) -> pd.Series:
         itself.
     """
     line_product, products = pd.factorize(lines["stock_code"], sort=True)
-    line_text, texts = pd.factorize(lines["description"])
-    described, names = most_frequent_texts(line_product, line_text, np.asarray(texts, dtype=object), len(products))
-    codes = pd.Index(np.array(products, dtype=object), name="stock_code")
-    out = pd.Series(np.array(products, dtype=object), index=codes, name="description", dtype=object)
+    return coded_product_descriptions(lines["description"], line_product, products)
+
+
+def coded_product_descriptions(
+    descriptions: pd.Series, line_product: np.ndarray, products: pd.Index
+) -> pd.Series:
+    """:func:`product_descriptions` with the stock codes already coded.
+
+    Args:
+        descriptions: The ``description`` of each line.
+        line_product: Code of each line's stock code in ``products`` (``-1``: missing).
+        products: The distinct stock codes, sorted.
+
+    Returns:
+        As :func:`product_descriptions`.
+    """
+    line_text, texts = pd.factorize(descriptions)
+    described, names = most_frequent_texts(line_product, line_text, np.asarray(texts, dtype=object))
+    index = pd.Index(np.array(products, dtype=object), name="stock_code")
+    # A fresh array for the values: the index must not share the buffer the names are written into.
+    out = pd.Series(np.array(products, dtype=object), index=index, name="description", dtype=object)
     out.iloc[described] = names
     return out

@@ -273,9 +273,7 @@ class _History:
     @cached_property
     def descriptions(self) -> np.ndarray:
         """Description of each product (``pipeline.common.codes.most_frequent_texts``), else its code."""
-        described, names = most_frequent_texts(
-            self.cols, self.lines.description, self.lines.texts, len(self.stock_codes)
-        )
+        described, names = most_frequent_texts(self.cols, self.lines.description, self.lines.texts)
         descriptions = self.stock_codes.copy()
         descriptions[described] = names
         return descriptions

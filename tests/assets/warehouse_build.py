@@ -63,7 +63,7 @@ def materialize_all(
     resources = resources_for(database, source)
     report_op = report_assets.customer_intelligence_report.op.name
     return dg.materialize(
-        [*load_assets(), *load_checks()],
+        [*(assets := load_assets()), *load_checks(assets)],
         resources=resources,
         run_config={"ops": {report_op: {"config": {"path": report_path}}}},
         raise_on_error=raise_on_error,
