@@ -33,11 +33,19 @@ def _upstream_keys() -> list[dg.AssetKey]:
     kinds={"duckdb"},
     owners=["team:data-engineering"],
 )
-def analyst_copy(warehouse: Warehouse) -> dg.MaterializeResult:
+def analyst_copy(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Read-only copy of the warehouse for analysts, swapped in atomically once the rest of the run passed."""
+    if not warehouse.is_local_file:
+        reason = (
+            f"the warehouse {warehouse.database} is not a local DuckDB file: there is no file to copy, and "
+            "analysts connect to it directly (a remote database serves readers while the pipeline writes)"
+        )
+        context.log.warning(f"analyst copy not published: {reason}")
+        return dg.MaterializeResult(metadata={"published": False, "skipped_reason": reason})
     published = warehouse.publish_analyst_copy()
     return dg.MaterializeResult(
         metadata={
+            "published": True,
             "path": dg.MetadataValue.path(str(published.path)),
             "size_bytes": published.size_bytes,
             "tables": len(published.tables),

@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.common.sql import quote_identifier
+from resources.runlock import local_database_file
 
 #: Environment variable naming the analyst copy.
 ANALYST_ENV = "RETAIL_ANALYST_WAREHOUSE"
@@ -89,8 +90,15 @@ def publish_copy(database: str | Path, target: str | Path) -> Publication:
             previous analyst copy is then left as it was).
     """
     started = time.perf_counter()
-    source = Path(database).expanduser().resolve()
-    destination = Path(target).expanduser().resolve()
+    source = local_database_file(database)
+    destination = local_database_file(target)
+    if source is None or destination is None:
+        raise PublicationError(
+            f"an analyst copy is a file copy of a local DuckDB warehouse; {database!s} -> {target!s} is not "
+            "a local file (remote databases such as MotherDuck serve concurrent readers themselves)"
+        )
+    if not source.is_file():
+        raise PublicationError(f"the warehouse {source} does not exist; nothing was published")
     if destination == source:
         raise PublicationError(f"the analyst copy {destination} cannot be the working warehouse itself")
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +156,11 @@ def connect_analyst(path: str | Path | None = None) -> Iterator[duckdb.DuckDBPyC
     """
     if path is None:
         warehouse = os.environ.get("RETAIL_WAREHOUSE") or _DEFAULT_WAREHOUSE
+        if not os.environ.get(ANALYST_ENV) and local_database_file(warehouse) is None:
+            raise FileNotFoundError(
+                f"the warehouse {warehouse} is not a local DuckDB file, so no analyst copy is published: "
+                f"connect to it directly (duckdb.connect({str(warehouse)!r}, read_only=True))"
+            )
         path = os.environ.get(ANALYST_ENV) or default_analyst_path(warehouse)
     path = Path(path).expanduser()
     if not path.is_file():

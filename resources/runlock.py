@@ -16,9 +16,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
+import re
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,16 +48,44 @@ _HELD: dict[Path, _Held] = {}
 _GUARD = threading.Lock()
 
 
+# A DuckDB database string that names something other than a local file: ``md:`` / ``motherduck:``
+# (MotherDuck), ``s3://``, ``http(s)://``, ``snowflake://``... (a scheme of two characters or more).
+_REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def local_database_file(database: str | Path) -> Path | None:
+    """Return the local file a DuckDB database string names, or None when it names no local file.
+
+    Args:
+        database: A path (``data/retail.duckdb``, ``~/w.duckdb``, ``file:...`` is not DuckDB syntax and is
+            treated as a remote name), ``:memory:``, or a remote database such as ``md:retail``.
+
+    Returns:
+        The absolute path of the file, or None for ``:memory:``, an empty string and remote databases.
+    """
+    text = str(database)
+    if isinstance(database, Path):
+        return database.expanduser().resolve()
+    if not text or text.startswith(":memory:") or _REMOTE.match(text):
+        return None
+    return Path(text).expanduser().resolve()
+
+
 def lock_path(database: str | Path) -> Path:
     """Return the lock file of a warehouse.
 
     Args:
-        database: The DuckDB warehouse file.
+        database: The DuckDB warehouse file, or a remote database string (``md:retail``).
 
     Returns:
-        ``<database>.lock`` next to the resolved warehouse path.
+        ``<database>.lock`` next to the resolved warehouse file; for a database that is not a local file, a
+        lock file named after it in the system's temporary folder (it then keeps two runs of this machine
+        apart, not runs of two machines).
     """
-    resolved = Path(database).expanduser().resolve()
+    resolved = local_database_file(database)
+    if resolved is None:
+        digest = hashlib.sha256(str(database).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"retail-warehouse-{digest}{LOCK_SUFFIX}"
     return resolved.with_name(resolved.name + LOCK_SUFFIX)
 
 

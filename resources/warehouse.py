@@ -164,7 +164,9 @@ class WarehouseIOManager(DuckDBPandasIOManager):
 
     def create_io_manager(self, context):
         """Build the IO manager with the replacing client."""
-        Path(self.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        local = runlock.local_database_file(self.database)
+        if local is not None:
+            local.parent.mkdir(parents=True, exist_ok=True)
         manager = super().create_io_manager(context)
         manager._db_client = _ReplacingDuckDbClient()  # noqa: SLF001 - the public API offers no client hook
         return manager
@@ -191,6 +193,11 @@ class Warehouse(dg.ConfigurableResource):
         """Release the run lock."""
         _release_run_lock(self.database, context)
 
+    @property
+    def is_local_file(self) -> bool:
+        """Whether the warehouse is a local DuckDB file (not ``md:...`` or another remote database)."""
+        return runlock.local_database_file(self.database) is not None
+
     def analyst_path(self) -> Path:
         """Where the analyst copy is published.
 
@@ -208,6 +215,9 @@ class Warehouse(dg.ConfigurableResource):
 
         Returns:
             What was published.
+
+        Raises:
+            PublicationError: The warehouse is not a local file (see :attr:`is_local_file`), or the copy failed.
         """
         return publication.publish_copy(self.database, self.analyst_path())
 
@@ -221,9 +231,11 @@ class Warehouse(dg.ConfigurableResource):
         Yields:
             A DuckDB connection.
         """
-        path = Path(self.database).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = duckdb.connect(str(path), read_only=read_only, config={"custom_user_agent": "dagster"})
+        local = runlock.local_database_file(self.database)
+        if local is not None:
+            local.parent.mkdir(parents=True, exist_ok=True)
+        target = str(local) if local is not None else self.database
+        conn = duckdb.connect(target, read_only=read_only, config={"custom_user_agent": "dagster"})
         try:
             yield conn
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -176,3 +177,45 @@ def test_lock_wait_is_not_needed_by_readers(tmp_path, lock_holder):
     with publication.connect_analyst(tmp_path / "copy.duckdb") as conn:
         assert conn.execute("SELECT count(*) FROM analytics.sales").fetchone() == (5,)
     assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("database", ["md:retail", "motherduck:retail", ":memory:", "s3://bucket/retail.duckdb"])
+def test_databases_that_are_not_local_files_are_recognized(database):
+    assert runlock.local_database_file(database) is None
+    lock = runlock.lock_path(database)
+    # The lock of a remote database is a stable file of its own in the temporary folder, never "./md:retail.lock".
+    assert lock == runlock.lock_path(database) and lock.parent == Path(tempfile.gettempdir())
+    assert ":" not in lock.name
+
+
+def test_local_paths_stay_local(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert runlock.local_database_file("data/retail.duckdb") == tmp_path / "data" / "retail.duckdb"
+    assert runlock.local_database_file(tmp_path / "w.duckdb") == tmp_path / "w.duckdb"
+    assert runlock.lock_path("retail.duckdb") == tmp_path / "retail.duckdb.lock"
+
+
+def test_publishing_a_remote_warehouse_is_refused_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(publication.PublicationError, match="not a local file"):
+        publication.publish_copy("md:retail", tmp_path / "copy.duckdb")
+    with pytest.raises(publication.PublicationError, match="does not exist"):
+        publication.publish_copy(tmp_path / "missing.duckdb", tmp_path / "copy.duckdb")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_analyst_copy_asset_skips_a_remote_warehouse_with_its_reason(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from assets import publish
+
+    warehouse = Warehouse(database="md:retail")
+    assert not warehouse.is_local_file
+    result = publish.analyst_copy(dg.build_asset_context(), warehouse=warehouse)
+    assert result.metadata["published"] is False
+    assert "md:retail is not a local DuckDB file" in result.metadata["skipped_reason"]
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("RETAIL_WAREHOUSE", "md:retail")
+    monkeypatch.delenv(publication.ANALYST_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match="not a local DuckDB file"):
+        with publication.connect_analyst():
+            pass
