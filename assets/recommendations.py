@@ -15,6 +15,7 @@ from assets._metadata import figure, preview, skipped
 from assets._tables import cleaned_input, empty_table, table_out
 from assets.checks import history_check, schema_check
 from pipeline.common import codes
+from pipeline.models import catalog
 from pipeline.recommend import plots, serving, svd
 from pipeline.recommend.schemas import (
     CustomerFactors,
@@ -24,6 +25,7 @@ from pipeline.recommend.schemas import (
     RecommenderMetrics,
 )
 from resources import RuleMiningSettings
+from resources.models import ModelStore
 
 _KINDS = ("duckdb", "pandas", "scikit-learn")
 # The columns the recommenders and the SVD read: DuckDB loads only these (the lineage columns are the widest).
@@ -103,15 +105,17 @@ _EVALUATION_DESCRIPTION = (
     },
     group_name="recommendations",
 )
-def recommender(config: RecommenderConfig, rule_mining: RuleMiningSettings, cleaned: pd.DataFrame,
-                rules: pd.DataFrame):
+def recommender(config: RecommenderConfig, rule_mining: RuleMiningSettings, model_store: ModelStore,
+                cleaned: pd.DataFrame, rules: pd.DataFrame):
     """Served recommendations and their offline evaluation, from the component fits the two share."""
     tables = serving.recommend_and_evaluate(cleaned, rules, k=config.k, test_months=config.test_months,
                                             random_state=config.random_state, n_jobs=config.n_jobs,
                                             mining=rule_mining.settings())
     recs = tables.recommendations
+    saved = catalog.save_recommender(model_store.store(), tables, cleaned)
     yield dg.Output(recs, output_name="recommendations", metadata={
         "customers": int(recs["customer_id"].nunique()),
+        "model_version": saved.version, "model_uri": saved.uri,
         "served_rules": len(tables.served_rules),
         "evaluation_rules": None if tables.evaluation_rules is None else len(tables.evaluation_rules),
         "by_source": dg.MetadataValue.json({str(k): int(v) for k, v in recs["source"].value_counts().items()}),

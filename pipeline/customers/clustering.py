@@ -18,6 +18,7 @@ the highest-spending group. Random initialisation therefore cannot change what a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 FEATURE_COLUMNS: tuple[str, ...] = ("log_recency", "log_frequency", "log_monetary")
+RFM_COLUMNS: tuple[str, ...] = ("recency_days", "frequency", "monetary")
 MODELS: tuple[str, ...] = ("kmeans", "gmm")
 _N_INIT = 10
 
@@ -43,8 +45,37 @@ def cluster_features(rfm: pd.DataFrame) -> pd.DataFrame:
         ``customer_id`` plus the ``FEATURE_COLUMNS`` (z-scores of ``log1p`` of each metric), in the row
         order of ``rfm``.
     """
-    logged = np.log1p(rfm[["recency_days", "frequency", "monetary"]].to_numpy(dtype="float64"))
-    scaled = StandardScaler().fit_transform(logged)
+    return scaled_features(rfm, fit_feature_scaler(rfm))
+
+
+def _logged(rfm: pd.DataFrame) -> np.ndarray:
+    """``log1p`` of recency days, frequency and monetary value, as a float matrix."""
+    return np.log1p(rfm[list(RFM_COLUMNS)].to_numpy(dtype="float64"))
+
+
+def fit_feature_scaler(rfm: pd.DataFrame) -> StandardScaler:
+    """Fit the standardisation of the log-RFM features on ``rfm`` (see :func:`cluster_features`).
+
+    Args:
+        rfm: One row per customer with ``recency_days``, ``frequency`` and ``monetary``.
+
+    Returns:
+        The fitted scaler; :func:`scaled_features` applies it to any customers.
+    """
+    return StandardScaler().fit(_logged(rfm))
+
+
+def scaled_features(rfm: pd.DataFrame, scaler: StandardScaler) -> pd.DataFrame:
+    """The feature matrix of :func:`cluster_features` with an already fitted scaler.
+
+    Args:
+        rfm: One row per customer with ``customer_id``, ``recency_days``, ``frequency`` and ``monetary``.
+        scaler: Output of :func:`fit_feature_scaler` (on these or other customers).
+
+    Returns:
+        ``customer_id`` plus the ``FEATURE_COLUMNS``, in the row order of ``rfm``.
+    """
+    scaled = scaler.transform(_logged(rfm))
     return pd.concat(
         [
             rfm[["customer_id"]].reset_index(drop=True),
@@ -362,6 +393,38 @@ def _profile(rfm: pd.DataFrame, labels: np.ndarray, model: str, k: int) -> pd.Da
     return profile.drop(columns=["revenue"])
 
 
+class ClusterFit(NamedTuple):
+    """Output of :func:`fit_cluster_models`: the two tables and the fitted objects that produced them.
+
+    Attributes:
+        clusters: As returned by :func:`fit_clusters`.
+        profiles: As returned by :func:`fit_clusters`.
+        model: The scaler, both models and their renumbering (see :class:`ClusterModel`).
+    """
+
+    clusters: pd.DataFrame
+    profiles: pd.DataFrame
+    model: ClusterModel
+
+
+class ClusterModel(NamedTuple):
+    """Everything needed to assign clusters to customers, as plain scikit-learn and NumPy objects.
+
+    Attributes:
+        scaler: Standardisation of the log-RFM features (:func:`fit_feature_scaler`).
+        kmeans: The fitted k-means.
+        gmm: The fitted Gaussian mixture.
+        kmeans_renumbering: Map from a raw k-means label to the published cluster number.
+        gmm_renumbering: Map from a raw mixture component to the published cluster number.
+    """
+
+    scaler: StandardScaler
+    kmeans: KMeans
+    gmm: GaussianMixture
+    kmeans_renumbering: np.ndarray
+    gmm_renumbering: np.ndarray
+
+
 def fit_clusters(
     rfm: pd.DataFrame,
     *,
@@ -389,9 +452,36 @@ def fit_clusters(
     Raises:
         ValueError: If ``k`` is below 2 or not below the number of customers.
     """
+    fit = fit_cluster_models(rfm, k=k, random_state=random_state, covariance_type=covariance_type)
+    return fit.clusters, fit.profiles
+
+
+def fit_cluster_models(
+    rfm: pd.DataFrame,
+    *,
+    k: int,
+    random_state: int = 0,
+    covariance_type: str = "full",
+) -> ClusterFit:
+    """:func:`fit_clusters`, also returning the fitted scaler and models (to save them as an artifact).
+
+    Args:
+        rfm: Output of ``customers.rfm_table``.
+        k: Number of clusters for both models.
+        random_state: Seed for both models' initialisation.
+        covariance_type: Covariance structure of the Gaussian mixture.
+
+    Returns:
+        The tables of :func:`fit_clusters` and the :class:`ClusterModel` that assigned them;
+        :func:`assign_clusters` with that model reproduces ``clusters`` for the same customers.
+
+    Raises:
+        ValueError: If ``k`` is below 2 or not below the number of customers.
+    """
     if k < 2 or k >= len(rfm):
         raise ValueError(f"k must be in [2, {len(rfm) - 1}], got {k}")
-    x = _matrix(cluster_features(rfm))
+    scaler = fit_feature_scaler(rfm)
+    x = _matrix(scaled_features(rfm, scaler))
     monetary = rfm["monetary"].to_numpy(dtype="float64")
 
     with threadpool_limits(limits=1):
@@ -400,20 +490,55 @@ def fit_clusters(
         proba = gmm.predict_proba(x)
     gmm_raw = proba.argmax(axis=1)
 
-    kmeans_labels = _renumber(kmeans.labels_, monetary, k)[kmeans.labels_]
-    gmm_labels = _renumber(gmm_raw, monetary, k)[gmm_raw]
-    clusters = pd.DataFrame(
+    model = ClusterModel(
+        scaler, kmeans, gmm, _renumber(kmeans.labels_, monetary, k), _renumber(gmm_raw, monetary, k)
+    )
+    clusters = _clusters_table(rfm, model, kmeans.labels_, proba)
+    profiles = pd.concat(
+        [
+            _profile(rfm, clusters["kmeans_cluster"].to_numpy(), "kmeans", k),
+            _profile(rfm, clusters["gmm_cluster"].to_numpy(), "gmm", k),
+        ],
+        ignore_index=True,
+    )
+    return ClusterFit(clusters, profiles, model)
+
+
+def _clusters_table(
+    rfm: pd.DataFrame, model: ClusterModel, kmeans_raw: np.ndarray, proba: np.ndarray
+) -> pd.DataFrame:
+    """The ``customer_clusters`` rows from raw k-means labels and mixture posteriors."""
+    gmm_raw = proba.argmax(axis=1)
+    return pd.DataFrame(
         {
             "customer_id": rfm["customer_id"].to_numpy(),
-            "kmeans_cluster": kmeans_labels.astype("int64"),
-            "gmm_cluster": gmm_labels.astype("int64"),
+            "kmeans_cluster": model.kmeans_renumbering[kmeans_raw].astype("int64"),
+            "gmm_cluster": model.gmm_renumbering[gmm_raw].astype("int64"),
             "gmm_probability": proba.max(axis=1),
         }
     )
-    profiles = pd.concat(
-        [_profile(rfm, kmeans_labels, "kmeans", k), _profile(rfm, gmm_labels, "gmm", k)], ignore_index=True
-    )
-    return clusters, profiles
+
+
+def assign_clusters(rfm: pd.DataFrame, model: ClusterModel) -> pd.DataFrame:
+    """Assign customers to the clusters of a fitted :class:`ClusterModel`.
+
+    On the customers the model was fitted on this reproduces the ``clusters`` table of
+    :func:`fit_cluster_models`: k-means labels come from ``predict`` (the nearest centre, which is what the
+    fit's final labels are), mixture components and probabilities from ``predict_proba``.
+
+    Args:
+        rfm: One row per customer with ``customer_id``, ``recency_days``, ``frequency`` and ``monetary``.
+        model: The fitted model.
+
+    Returns:
+        ``customer_id``, ``kmeans_cluster``, ``gmm_cluster`` and ``gmm_probability``, in the row order of
+        ``rfm`` (columns of ``pipeline.customers.schemas.CustomerClusters``).
+    """
+    x = _matrix(scaled_features(rfm, model.scaler))
+    with threadpool_limits(limits=1):
+        kmeans_raw = model.kmeans.predict(x)
+        proba = model.gmm.predict_proba(x)
+    return _clusters_table(rfm, model, kmeans_raw, proba)
 
 
 def segment_cluster_crosstab(rfm: pd.DataFrame, clusters: pd.DataFrame) -> pd.DataFrame:

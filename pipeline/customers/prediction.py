@@ -88,11 +88,35 @@ class PredictionTables(NamedTuple):
         predictions: As returned by :func:`evaluate_and_predict`, or empty when the history is too short.
         evaluation: As returned by :func:`evaluate_and_predict`, or empty when the history is too short.
         skipped_reason: Why both tables are empty (the :class:`InsufficientHistoryError` message), else None.
+        fit: The :class:`PredictionFit` with the model that scored the predictions; None when skipped.
     """
 
     predictions: pd.DataFrame
     evaluation: pd.DataFrame
     skipped_reason: str | None = None
+    fit: PredictionFit | None = None
+
+
+class PredictionFit(NamedTuple):
+    """Output of :func:`fit_and_predict`: the two tables and the model that scored the predictions.
+
+    Attributes:
+        predictions: As returned by :func:`evaluate_and_predict`.
+        evaluation: As returned by :func:`evaluate_and_predict`.
+        model: The production :class:`HurdleModel` (refitted on the latest windows) that scored
+            ``predictions``; :func:`score_customers` with it reproduces them.
+        reference_date: First day of the predicted window; the features scored are as of this date.
+        horizon_days: Length of the label windows and of the ``spend_last_90d`` feature window.
+        training: The labelled customer windows (features, ``bought``, ``revenue``) the production model
+            was fitted on.
+    """
+
+    predictions: pd.DataFrame
+    evaluation: pd.DataFrame
+    model: HurdleModel
+    reference_date: pd.Timestamp
+    horizon_days: int
+    training: pd.DataFrame
 
 # A customer's lines summarised once per invoice (and per product), so that the five windows of
 # ``evaluate_and_predict`` group tens of thousands of invoices instead of re-reading every line. Summing
@@ -506,6 +530,45 @@ def evaluate_and_predict(
         InsufficientHistoryError: If a training window set or the test window has customers of only one
             class (buyers or non-buyers), which happens when the data spans too few days.
     """
+    fit = fit_and_predict(
+        cleaned,
+        rejected,
+        reference_date=reference_date,
+        horizon_days=horizon_days,
+        random_state=random_state,
+        training_windows=training_windows,
+        window_step_days=window_step_days,
+    )
+    return fit.predictions, fit.evaluation
+
+
+def fit_and_predict(
+    cleaned: Lines,
+    rejected: Lines | None,
+    *,
+    reference_date: pd.Timestamp | None = None,
+    horizon_days: int = 90,
+    random_state: int = 0,
+    training_windows: int = 3,
+    window_step_days: int = 30,
+) -> PredictionFit:
+    """:func:`evaluate_and_predict`, also returning the production model that scored the predictions.
+
+    Args:
+        cleaned: ``staging.cleaned_transactions``.
+        rejected: ``staging.rejected_rows``; may be ``None``.
+        reference_date: See :func:`evaluate_and_predict`.
+        horizon_days: See :func:`evaluate_and_predict`.
+        random_state: See :func:`evaluate_and_predict`.
+        training_windows: See :func:`evaluate_and_predict`.
+        window_step_days: See :func:`evaluate_and_predict`.
+
+    Returns:
+        The tables, the fitted model, the reference date and horizon of its features, its training data.
+
+    Raises:
+        InsufficientHistoryError: See :func:`evaluate_and_predict`.
+    """
     first, last = invoice_date_range(cleaned)
     reference = (
         last.normalize() + pd.Timedelta(days=1)
@@ -557,14 +620,33 @@ def evaluate_and_predict(
             },
         )
         final = HurdleModel(random_state=random_state).fit(latest)
-        scored = final.predict(_features(history, cancellations, as_of=reference, recent_days=horizon_days))
+        predictions = score_customers(
+            final, _features(history, cancellations, as_of=reference, recent_days=horizon_days)
+        )
 
     evaluation = pd.DataFrame(rows).assign(cutoff_date=test_cutoff)
     evaluation = evaluation[["target", "model", "metric", "value", "n_customers", "cutoff_date"]]
     evaluation = evaluation.astype({"n_customers": "int64", "cutoff_date": "datetime64[ns]"})
+    return PredictionFit(predictions, evaluation, final, reference, horizon_days, latest)
 
+
+def score_customers(model: HurdleModel, features: pd.DataFrame) -> pd.DataFrame:
+    """The ``customer_predictions`` rows of a fitted model for customers described by ``features``.
+
+    ``expected_value`` is the heuristic described in :func:`evaluate_and_predict`.
+
+    Args:
+        model: A fitted :class:`HurdleModel`.
+        features: Output of :func:`build_features` (``customer_id`` and the ``FEATURE_COLUMNS``).
+
+    Returns:
+        ``customer_id``, ``purchase_probability_90d``, ``predicted_revenue_90d`` and ``expected_value``
+        (columns of ``pipeline.customers.schemas.CustomerPredictions``), in the row order of ``features``.
+    """
+    with threadpool_limits(limits=1):
+        scored = model.predict(features)
     p = scored["purchase_probability"]
-    predictions = pd.DataFrame(
+    return pd.DataFrame(
         {
             "customer_id": scored["customer_id"].astype("int64"),
             "purchase_probability_90d": p,
@@ -572,7 +654,6 @@ def evaluate_and_predict(
             "expected_value": scored["predicted_revenue"] * (1 + p + p**2 + p**3),
         }
     )
-    return predictions, evaluation
 
 
 def empty_predictions() -> pd.DataFrame:
@@ -608,12 +689,12 @@ def prediction_tables(cleaned: Lines, rejected: Lines | None, **settings) -> Pre
         **settings: Keyword arguments of :func:`evaluate_and_predict` (``horizon_days``, ``random_state``...).
 
     Returns:
-        The predictions and the evaluation, with ``skipped_reason`` None; or empty tables with the
-        columns of ``CustomerPredictions`` and ``PredictionEvaluation`` and the message of the
-        :class:`InsufficientHistoryError` as ``skipped_reason``.
+        The predictions and the evaluation, with ``skipped_reason`` None and the :class:`PredictionFit` as
+        ``fit``; or empty tables with the columns of ``CustomerPredictions`` and ``PredictionEvaluation``, the
+        message of the :class:`InsufficientHistoryError` as ``skipped_reason`` and no ``fit``.
     """
     try:
-        predictions, evaluation = evaluate_and_predict(cleaned, rejected, **settings)
+        fit = fit_and_predict(cleaned, rejected, **settings)
     except InsufficientHistoryError as error:
         return PredictionTables(empty_predictions(), empty_evaluation(), str(error))
-    return PredictionTables(predictions, evaluation)
+    return PredictionTables(fit.predictions, fit.evaluation, fit=fit)

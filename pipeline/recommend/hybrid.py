@@ -286,6 +286,22 @@ class HybridRecommender(_Component):
         its row padded to the width of the pool of *all* customers, which is what ``np.argpartition`` saw
         when everybody was pooled at once.
         """
+        return self._serve_padded(customer_ids, settings, k=k, workers=workers)[0]
+
+    def _serve_padded(
+        self,
+        customer_ids: np.ndarray,
+        settings: Sequence[tuple[bool, Mapping[str, float] | None]],
+        *,
+        k: int,
+        workers: _Workers | None = None,
+        tie_widths: Sequence[int] | None = None,
+    ) -> tuple[list[_Served], list[int]]:
+        """:meth:`_serve`, with the widths the tied rows are padded to, per setting.
+
+        ``tie_widths`` (default: the widest pool of these customers) lets a later call on some of the
+        customers pad their tied rows as a call on all of them did, and so pick the same products.
+        """
         n = max(self.n_candidates, k)
         flags = [exclude for exclude, _ in settings]
         vectors = [self._weight_vector(weights, exclude_purchased=exclude) for exclude, weights in settings]
@@ -304,18 +320,21 @@ class HybridRecommender(_Component):
 
         starts = range(0, len(customer_ids), _SERVE_BATCH)
         results = (workers or _Workers(None)).map(serve_block, starts)
-        served = []
+        served, widths = [], []
         for index, vector in enumerate(vectors):
             picks = [blocks[index][0] for blocks in results]
             deferred = [blocks[index] for blocks in results if blocks[index][2] is not None]
+            width = max([blocks[index][3] for blocks in results], default=1)
+            if tie_widths is not None:
+                width = max(width, int(tie_widths[index]))
             if deferred:
                 offsets = np.concatenate([positions for _, positions, _, _ in deferred])
-                width = max([blocks[index][3] for blocks in results], default=1)
                 pool = _Pool.stack([part for _, _, part, _ in deferred], width=width)
                 position, slot, score, rank = pool.blend(vector, k)
                 picks.append(self._picks(pool, vector, offsets[position], position, slot, score, rank))
             served.append(_concat_served(picks))
-        return served
+            widths.append(width)
+        return served, widths
 
     @staticmethod
     def _picks(

@@ -15,16 +15,17 @@ the blocks of customers served, are independent and can run on threads (``n_jobs
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from pipeline.baskets import basket_analysis
 from pipeline.recommend.components import _check_k, default_components
 from pipeline.recommend.evaluation import _metrics_table
-from pipeline.recommend.history import _History, _Lines, _product_lines
+from pipeline.recommend.history import _as_customer_ids, _History, _Lines, _product_lines
 from pipeline.recommend.holdouts import (
     ValidationSplitError,
     _default_cutoff,
@@ -89,6 +90,49 @@ def _serving_fit(
     )._fit_history(_History.from_lines(lines))
 
 
+class ServedRecommender(NamedTuple):
+    """The fitted hybrid that served the recommendations table, and how it served it.
+
+    Attributes:
+        hybrid: Every component fitted on all lines.
+        weights: Blend weights per setting.
+        settings: Setting names served, in table order.
+        k: Products per customer.
+        tie_widths: Per setting, the pool width the customers tied at the k-th place were padded to (see
+            ``HybridRecommender._serve_padded``); :func:`serve_customers` pads the same way.
+    """
+
+    hybrid: HybridRecommender
+    weights: Mapping[str, Mapping[str, float]]
+    settings: tuple[str, ...]
+    k: int
+    tie_widths: tuple[int, ...]
+
+
+def serve_customers(model: ServedRecommender, customer_ids: Iterable[object]) -> pd.DataFrame:
+    """Recommendations of a served model for some customers: their rows of the table it served.
+
+    Customers unknown to the fitted history get popular products (the hybrid's cold start).
+
+    Args:
+        model: The ``model`` of :class:`RecommenderTables` (or a loaded artifact of it).
+        customer_ids: Customers to serve; duplicates are served once.
+
+    Returns:
+        The columns of the recommendations table, sorted by setting, customer and rank.
+    """
+    ids = np.unique(_as_customer_ids(customer_ids))
+    table, _ = _serve_table(
+        model.hybrid,
+        model.weights,
+        settings=list(model.settings),
+        k=model.k,
+        customers=ids,
+        tie_widths=model.tie_widths,
+    )
+    return table
+
+
 def _serve_table(
     hybrid: HybridRecommender,
     weights: Mapping[str, Mapping[str, float]],
@@ -96,12 +140,21 @@ def _serve_table(
     settings: list[str],
     k: int,
     workers: _Workers | None = None,
-) -> pd.DataFrame:
-    """Serve every customer of the fitted ``hybrid`` in each setting, with descriptions and reasons."""
+    customers: np.ndarray | None = None,
+    tie_widths: Sequence[int] | None = None,
+) -> tuple[pd.DataFrame, tuple[int, ...]]:
+    """Serve ``customers`` (default: every customer of the fitted ``hybrid``) in each setting.
+
+    Returns the table, with descriptions and reasons, and the tie widths of each setting.
+    """
     history = hybrid.history_
-    customers = history.customer_ids
-    served = hybrid._serve(
-        customers, [(SETTINGS[name], dict(weights[name])) for name in settings], k=k, workers=workers
+    customers = history.customer_ids if customers is None else customers
+    served, widths = hybrid._serve_padded(
+        customers,
+        [(SETTINGS[name], dict(weights[name])) for name in settings],
+        k=k,
+        workers=workers,
+        tie_widths=tie_widths,
     )
     tables = []
     for setting, picks in zip(settings, served, strict=True):
@@ -114,13 +167,14 @@ def _serve_table(
     table["reason"] = hybrid.explain(table)
     columns = ["customer_id", "rank", "stock_code", "description", "score", "source", "reason", "setting"]
     order = table["setting"].map({name: i for i, name in enumerate(settings)})
-    return (
+    table = (
         table[columns]
         .assign(_order=order)
         .sort_values(["_order", "customer_id", "rank"])
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+    return table, tuple(widths)
 
 
 def recommend_all_settings(
@@ -177,9 +231,10 @@ def recommend_all_settings(
     missing = [name for name in settings if name not in weights]
     if missing:
         raise ValueError(f"no blend weights for settings {missing}")
-    return _serve_table(
+    table, _ = _serve_table(
         _serving_fit(lines, rules, random_state=random_state, mining=mining), weights, settings=settings, k=k
     )
+    return table
 
 
 def recommend_all(
@@ -236,6 +291,8 @@ class RecommenderTables(NamedTuple):
         served_rules: The rules the served rules component uses (prepared from ``rules``, or mined).
         evaluation_rules: The rules the evaluated rules component used: mined with the same settings on the
             lines before the test cutoff (None when there is no test split).
+        model: The fitted hybrid that served ``recommendations``, with its weights
+            (:func:`serve_customers` with it reproduces the table's rows).
     """
 
     recommendations: pd.DataFrame
@@ -243,6 +300,7 @@ class RecommenderTables(NamedTuple):
     evaluation_error: ValidationSplitError | None
     served_rules: pd.DataFrame
     evaluation_rules: pd.DataFrame | None
+    model: ServedRecommender | None = None
 
 
 def recommend_and_evaluate(
@@ -320,5 +378,8 @@ def recommend_and_evaluate(
         # The test fit is done with: free it before the serving pools are built.
         holdout = test_fit = None
         served = serving_fit.result()
-        table = _serve_table(served, weights, settings=list(SETTINGS), k=k, workers=workers)
-    return RecommenderTables(table, evaluation, error, served.components_["rules"].rules_, evaluation_rules)
+        table, widths = _serve_table(served, weights, settings=list(SETTINGS), k=k, workers=workers)
+    model = ServedRecommender(served, weights, tuple(SETTINGS), k, widths)
+    return RecommenderTables(
+        table, evaluation, error, served.components_["rules"].rules_, evaluation_rules, model
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def warehouse_definitions(*, foundation_only: bool = False) -> list:
@@ -42,6 +43,7 @@ def materialize(
 
     from assets.definitions import build_definitions
     from resources import InvoiceSource, Warehouse, WarehouseIOManager
+    from resources.models import ModelStore
 
     return dg.materialize(
         warehouse_definitions(foundation_only=foundation_only),
@@ -49,6 +51,7 @@ def materialize(
             **build_definitions().resources,  # any resource the code location adds
             "io_manager": WarehouseIOManager(database=database),
             "warehouse": Warehouse(database=database),
+            "model_store": ModelStore(location=str(Path(database).parent / "models")),
             "invoice_source": InvoiceSource(location="synthetic", synthetic_lines=lines, synthetic_seed=seed),
         },
         raise_on_error=raise_on_error,
