@@ -15,7 +15,7 @@ from assets._tables import warehouse_table
 from assets.checks import schema_check
 from pipeline.baskets import basket_analysis, plots
 from pipeline.baskets.schemas import AssociationRules, FrequentItemsets, ProductBundles
-from resources import RuleMiningSettings, Warehouse
+from resources import ComputeEngine, RuleMiningSettings, Warehouse
 
 _KINDS = ("duckdb", "pandas", "scipy")
 
@@ -59,17 +59,23 @@ _CLEANED = {"cleaned": dg.AssetIn(key=keys.CLEANED_TRANSACTIONS, dagster_type=dg
 
 @warehouse_table(keys.FREQUENT_ITEMSETS, FrequentItemsets, group="baskets", ins=_CLEANED, kinds=_KINDS)
 def frequent_itemsets(context: dg.AssetExecutionContext, config: BasketConfig, warehouse: Warehouse,
-                      rule_mining: RuleMiningSettings) -> dg.Output[pd.DataFrame]:
+                      rule_mining: RuleMiningSettings, engine: ComputeEngine) -> dg.Output[pd.DataFrame]:
     """Frequent itemsets of invoice baskets (exact sparse counts), for all countries and the largest ones."""
     mining = rule_mining.settings()
     cleaned = _arrow_frame(warehouse, _MINED_LINES_SQL)
-    itemsets, summary = basket_analysis.itemsets_and_summary(
-        cleaned, mining, top_n_countries=config.top_n_countries, min_invoices=config.min_country_invoices)
+    countries = {"top_n_countries": config.top_n_countries, "min_invoices": config.min_country_invoices}
+    if engine.is_spark:
+        from pipeline.spark import baskets as spark_baskets  # pyspark is imported only when Spark is selected
+
+        itemsets, summary = spark_baskets.itemsets_and_summary(
+            engine.session(), cleaned, mining, stage=engine.stage(), **countries)
+    else:
+        itemsets, summary = basket_analysis.itemsets_and_summary(cleaned, mining, **countries)
     context.log.info(f"mined {summary} with {mining}")
     by_length = itemsets["length"].value_counts().sort_index()
     return dg.Output(itemsets, metadata={
         "itemsets": len(itemsets), "baskets": dg.MetadataValue.json(summary),
-        **_mining_metadata(mining, summary),
+        **_mining_metadata(mining, summary), "engine": engine.name,
         "by_length": dg.MetadataValue.json({str(k): int(v) for k, v in by_length.items()}),
         "preview": preview(itemsets)})
 
@@ -86,15 +92,22 @@ def _mining_metadata(mining: basket_analysis.RuleMining, summary: dict | None = 
 
 @warehouse_table(keys.ASSOCIATION_RULES, AssociationRules, group="baskets",
                  ins=keys.ins(itemsets=keys.FREQUENT_ITEMSETS), kinds=_KINDS)
-def association_rules(rule_mining: RuleMiningSettings, itemsets: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def association_rules(rule_mining: RuleMiningSettings, engine: ComputeEngine,
+                      itemsets: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Association rules with support, confidence, lift, leverage, conviction, Zhang's metric, redundancy."""
     mining = rule_mining.settings()
-    rules = basket_analysis.association_rules_table(
-        itemsets, min_confidence=mining.min_confidence, min_lift=mining.min_lift)
+    thresholds = {"min_confidence": mining.min_confidence, "min_lift": mining.min_lift}
+    if engine.is_spark:
+        from pipeline.spark import baskets as spark_baskets  # pyspark is imported only when Spark is selected
+
+        rules = spark_baskets.association_rules_table(engine.session(), itemsets, stage=engine.stage(),
+                                                      **thresholds)
+    else:
+        rules = basket_analysis.association_rules_table(itemsets, **thresholds)
     overall = rules[rules["country"].isna()]
     return dg.Output(rules, metadata={
         "rules": len(rules), "rules_all_countries": len(overall),
-        "redundant": int(rules["is_redundant"].sum()), **_mining_metadata(mining),
+        "redundant": int(rules["is_redundant"].sum()), **_mining_metadata(mining), "engine": engine.name,
         "plot": figure(plots.rules_scatter(rules)),
         "strongest": preview(overall.drop(columns=["antecedents", "consequents"], errors="ignore"), 15)})
 

@@ -26,7 +26,9 @@ from pipeline.customers.schemas import (
     SegmentClusterCrosstab,
     SegmentSummary,
 )
-from resources import ClusteringSettings, Warehouse
+from pipeline.models import catalog
+from resources import ClusteringSettings, ComputeEngine, Warehouse
+from resources.models import ModelStore
 
 
 class PredictionConfig(dg.Config):
@@ -37,12 +39,18 @@ class PredictionConfig(dg.Config):
 
 
 @warehouse_table(keys.RFM, CustomerRfm, group="customers", ins=SALES_LINES)
-def rfm(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+def rfm(warehouse: Warehouse, engine: ComputeEngine) -> dg.Output[pd.DataFrame]:
     """One row per customer: recency, frequency, monetary, 1-5 quintile scores and the named RFM segment."""
     with warehouse.connect() as conn:
         lines = sales_lines.warehouse_lines(conn)
-        table = rfm_segments.rfm_table(lines.cleaned, rejected=lines.rejected)
-    return dg.Output(table, metadata={"customers": len(table),
+        if engine.is_spark:
+            from pipeline.spark import rfm as spark_rfm  # pyspark is imported only when Spark is selected
+
+            table = spark_rfm.rfm_table(engine.session(), conn.table(lines.cleaned.name).df(),
+                                        rejected=conn.table(lines.rejected.name).df(), stage=engine.stage())
+        else:
+            table = rfm_segments.rfm_table(lines.cleaned, rejected=lines.rejected)
+    return dg.Output(table, metadata={"customers": len(table), "engine": engine.name,
                                       "plot": figure(plots.rfm_distributions_figure(table)),
                                       "preview": preview(table)})
 
@@ -83,15 +91,28 @@ def cluster_model_selection(clustering_settings: ClusteringSettings, rfm: pd.Dat
     ins=keys.ins(rfm=keys.RFM, selection=keys.CLUSTER_MODEL_SELECTION),
     group_name="customers",
 )
-def customer_clusters(clustering_settings: ClusteringSettings, rfm: pd.DataFrame, selection: pd.DataFrame):
+def customer_clusters(clustering_settings: ClusteringSettings, model_store: ModelStore, engine: ComputeEngine,
+                      rfm: pd.DataFrame, selection: pd.DataFrame):
     """Fit K-Means and the GMM at the chosen k; clusters are numbered by mean monetary, highest first."""
     k = clustering_settings.n_clusters or clustering.choose_k(selection)
     covariance = clustering.best_covariance_type(selection, k=k)
-    clusters, profiles = clustering.fit_clusters(rfm, k=k, random_state=clustering_settings.random_state,
-                                                 covariance_type=covariance)
+    if engine.is_spark:
+        from pipeline.spark import clustering as spark_clustering  # pyspark only when Spark is selected
+
+        # MLlib mixtures are full-covariance only; no scikit-learn model to save.
+        covariance, model = "full", {}
+        clusters, profiles = spark_clustering.fit_clusters(
+            engine.session(), rfm, k=k, stage=engine.stage(), random_state=clustering_settings.random_state)
+    else:
+        fit = clustering.fit_cluster_models(rfm, k=k, random_state=clustering_settings.random_state,
+                                            covariance_type=covariance)
+        clusters, profiles = fit.clusters, fit.profiles
+        saved = catalog.save_clusters(model_store.store(), fit, rfm,
+                                      random_state=clustering_settings.random_state)
+        model = {"model_version": saved.version, "model_uri": saved.uri}
     crosstab = clustering.segment_cluster_crosstab(rfm, clusters)
     yield dg.Output(clusters, output_name="customer_clusters", metadata={
-        "k": k, "gmm_covariance_type": covariance,
+        "k": k, "gmm_covariance_type": covariance, **model, "engine": engine.name,
         "plot": figure(plots.cluster_scatter_figure(rfm, clusters, profiles))})
     yield dg.Output(profiles, output_name="cluster_profiles", metadata={"profiles": preview(profiles, 2 * k)})
     wide = crosstab.pivot_table(index="segment", columns=["model", "cluster"], values="customers", fill_value=0)
@@ -112,19 +133,23 @@ def customer_clusters(clustering_settings: ClusteringSettings, rfm: pd.DataFrame
     ins=SALES_LINES,
     group_name="customers",
 )
-def customer_predictions(config: PredictionConfig, warehouse: Warehouse):
+def customer_predictions(config: PredictionConfig, warehouse: Warehouse, model_store: ModelStore):
     """Train on a temporal split, evaluate against baselines, refit and predict the next 90 days.
 
     On data spanning too few days both tables are stored empty, the reason in their ``skipped_reason``
     metadata and their WARN check ``has_enough_history``.
     """
     with warehouse.connect() as conn:
-        predictions, evaluation, reason = prediction.prediction_tables(
+        predictions, evaluation, reason, fit = prediction.prediction_tables(
             *sales_lines.warehouse_lines(conn), horizon_days=config.horizon_days, random_state=config.random_state)
+    saved = None if fit is None else catalog.save_predictions(model_store.store(), fit,
+                                                              random_state=config.random_state)
+    model = {} if saved is None else {"model_version": saved.version, "model_uri": saved.uri}
     yield dg.Output(predictions, output_name="customer_predictions", metadata={
         "customers": len(predictions),
         "expected_buyers": float(predictions["purchase_probability_90d"].sum()),
-        "predicted_revenue_90d_gbp": float(predictions["predicted_revenue_90d"].sum()), **skipped(reason)})
+        "predicted_revenue_90d_gbp": float(predictions["predicted_revenue_90d"].sum()), **model,
+        **skipped(reason)})
     if reason is not None:
         yield dg.Output(evaluation, output_name="prediction_evaluation", metadata=skipped(reason))
         return

@@ -12,7 +12,7 @@ from assets._tables import table_out
 from assets.checks import schema_check
 from pipeline.staging import cleaning
 from pipeline.staging.schemas import CleanedTransactions, RejectedRows
-from resources import Warehouse
+from resources import ComputeEngine, Warehouse
 
 CLEANED_COMMENT = "Sales lines fit for analysis (guests included, no cancellations or non-product codes), with revenue."
 _OWNERS = ("team:data-engineering",)
@@ -48,10 +48,15 @@ def _raw_lines(warehouse: Warehouse) -> pd.DataFrame:
     ins={"raw": dg.AssetIn(key=keys.RAW_INVOICES, dagster_type=dg.Nothing)},
     group_name="staging",
 )
-def cleaned_transactions(warehouse: Warehouse):
+def cleaned_transactions(warehouse: Warehouse, engine: ComputeEngine):
     """Split raw lines into clean sales lines and rejected lines, nothing lost."""
     raw = _raw_lines(warehouse)
-    result = cleaning.clean(raw)
+    if engine.is_spark:
+        from pipeline.spark import cleaning as spark_cleaning  # pyspark only when Spark is selected
+
+        result = spark_cleaning.clean(engine.session(), raw, stage=engine.stage())
+    else:
+        result = cleaning.clean(raw)
     del raw
     cleaned, rejected = result.cleaned, result.rejected
     yield dg.Output(
@@ -63,6 +68,7 @@ def cleaned_transactions(warehouse: Warehouse):
             "invoices_with_customer": int(cleaned.loc[cleaned["customer_id"].notna(), "invoice"].nunique()),
             "products": int(cleaned["stock_code"].nunique()),
             "revenue_gbp": float(cleaned["revenue"].sum()),
+            "engine": engine.name,
             "preview": preview(cleaned),
         },
     )
@@ -71,6 +77,7 @@ def cleaned_transactions(warehouse: Warehouse):
         output_name="rejected_rows",
         metadata={
             "reasons": dg.MetadataValue.json(cleaning.reason_counts(rejected)),
+            "engine": engine.name,
             "preview": preview(rejected),
         },
     )
