@@ -1,8 +1,8 @@
-"""Where invoices come from: the synthetic generator, a file or folder of exports, or the official UCI download.
+"""Where invoices come from: synthetic data, a file or folder of exports, an S3 prefix, or the UCI download.
 
 Belongs here: choosing and fingerprinting the source parts, and handing their lines over in the raw contract.
 Parsing lives in ``pipeline.sources.readers``, generation in ``pipeline.sources.synthetic``, downloading in
-``pipeline.sources.download``.
+``pipeline.sources.download``, listing and caching S3 objects in ``resources.s3source``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pydantic import Field
 
 from pipeline.sources import readers
 from pipeline.sources.download import UCI_ONLINE_RETAIL_II_URL
+from resources import s3source
+from resources.objectstore import is_s3_uri
 
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 
@@ -26,10 +28,11 @@ class SourcePart:
     """One independently ingestible piece of the source (a file, or the whole synthetic data set).
 
     Attributes:
-        source_file: The value of the ``source_file`` lineage column for its lines.
+        source_file: The value of the ``source_file`` lineage column for its lines (the ``s3://`` URI of an
+            object in a bucket).
         fingerprint: Changes whenever the part's content changes (sha256 of the file, or of the generator's
             settings and ``synthetic.GENERATOR_VERSION``).
-        path: The file to read, or ``None`` for synthetic data.
+        path: The file to read (for an S3 object, its local copy in the cache); ``None`` for synthetic data.
     """
 
     source_file: str
@@ -41,14 +44,27 @@ class InvoiceSource(dg.ConfigurableResource):
     """The invoices to ingest, chosen by ``RETAIL_SOURCE``.
 
     ``synthetic`` (default) generates Online-Retail-II-like data; a path reads an ``.xlsx``, ``.csv`` or
-    ``.parquet`` file or a folder of them; ``uci`` downloads and caches the official workbook.
+    ``.parquet`` file or a folder of them; ``s3://bucket/prefix`` reads the same files from a bucket (each
+    downloaded once into ``cache_dir``, see ``resources.s3source``); ``uci`` downloads and caches the official
+    workbook.
     """
 
-    location: str = Field(default="synthetic", description="'synthetic', 'uci', or a file or folder path.")
+    location: str = Field(
+        default="synthetic", description="'synthetic', 'uci', a file or folder path, or s3://bucket/prefix."
+    )
     synthetic_lines: int = Field(default=100_000, description="Lines the synthetic generator produces.")
     synthetic_seed: int = Field(default=42, description="Seed of the synthetic generator.")
-    cache_dir: str = Field(default=str(DEFAULT_CACHE), description="Where the UCI download is cached.")
-    uci_url: str = Field(default=UCI_ONLINE_RETAIL_II_URL, description="Where the UCI zip is downloaded from.")
+    cache_dir: str = Field(
+        default=str(DEFAULT_CACHE), description="Where the UCI download and copies of S3 objects are cached."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint (MinIO, moto) for an s3:// location; default AWS_ENDPOINT_URL, "
+        "else AWS.",
+    )
+    uci_url: str = Field(
+        default=UCI_ONLINE_RETAIL_II_URL, description="Where the UCI zip is downloaded from."
+    )
     download_retries: int = Field(
         default=3, description="Attempts after a transient download failure (unreachable, timeout, 429, 5xx)."
     )
@@ -65,9 +81,11 @@ class InvoiceSource(dg.ConfigurableResource):
             The parts in a stable order.
 
         Raises:
-            FileNotFoundError: When a path source does not exist.
+            FileNotFoundError: When a path source does not exist, or an S3 bucket does not exist or holds no
+                export under the prefix (the message names the ``s3://`` URI).
             readers.SourceFormatError: When a path source is neither a regular file nor a folder (a device,
                 FIFO or socket, which could block the run or stream without end).
+            resources.objectstore.ObjectStoreError: S3 credentials are missing or refused, or S3 failed.
         """
         if self.location == "synthetic":
             from pipeline.sources import synthetic
@@ -84,8 +102,24 @@ class InvoiceSource(dg.ConfigurableResource):
                 Path(self.cache_dir).expanduser(), url=self.uci_url, expected_sha256=self.uci_sha256 or None
             )
             return [SourcePart(str(path), readers.file_fingerprint(path), path)]
+        if is_s3_uri(self.location):
+            return self._s3_parts()
         root = self._resolved_path()
         return [SourcePart(str(p), readers.file_fingerprint(p), p) for p in readers.list_source_files(root)]
+
+    def _s3_parts(self) -> list[SourcePart]:
+        """The export objects under the S3 location, each fetched into the cache unless already there."""
+        objects = s3source.list_source_objects(self.location, endpoint_url=self.s3_endpoint_url)
+        if not objects:
+            raise FileNotFoundError(
+                f"RETAIL_SOURCE {self.location}: no {'/'.join(readers.SOURCE_SUFFIXES)} object there"
+            )
+        cache = s3source.S3Cache(Path(self.cache_dir).expanduser() / "s3", endpoint_url=self.s3_endpoint_url)
+        parts = []
+        for obj in objects:
+            path, sha256 = cache.fetch(obj)
+            parts.append(SourcePart(obj.uri, sha256, path))
+        return parts
 
     def _resolved_path(self) -> Path:
         """The source path, ``~`` and symbolic links resolved, checked to be a regular file or a folder."""
@@ -116,7 +150,7 @@ class InvoiceSource(dg.ConfigurableResource):
                 frame, source_file=part.source_file, source_sheet=None, arrow_text=True
             )
         # Arrow-backed text: the raw table is written to DuckDB straight from it (see readers.read_file).
-        return readers.read_file(part.path, arrow_text=True)
+        return readers.read_file(part.path, arrow_text=True, source_file=part.source_file)
 
     def data_version(self, parts: list[SourcePart] | None = None) -> str:
         """The source's fingerprint: a digest of every part's name and content fingerprint.
@@ -138,12 +172,23 @@ class InvoiceSource(dg.ConfigurableResource):
     def listing_signature(self) -> str:
         """A cheap signature of the source listing (names, sizes, modification times) for the sensor.
 
+        For an S3 location, the keys, ETags and sizes of one listing request: nothing is downloaded.
+
         Returns:
             A hex digest; it changes when a file is added, removed or rewritten. Constant for synthetic and
-            uci.
+            uci; ``missing`` when the folder or bucket does not exist.
+
+        Raises:
+            resources.objectstore.ObjectStoreError: S3 credentials are missing or refused, or S3 failed.
         """
         if self.location in ("synthetic", "uci"):
             return self.location
+        if is_s3_uri(self.location):
+            try:
+                objects = s3source.list_source_objects(self.location, endpoint_url=self.s3_endpoint_url)
+            except FileNotFoundError:
+                return "missing"
+            return s3source.listing_signature(objects)
         root = Path(self.location).expanduser().resolve()
         if not root.exists():
             return "missing"

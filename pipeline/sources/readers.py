@@ -144,6 +144,7 @@ def read_file(
     *,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
     arrow_text: bool = False,
+    source_file: str | None = None,
 ) -> pd.DataFrame:
     """Read one .xlsx, .csv or .parquet file into the raw contract.
 
@@ -161,6 +162,9 @@ def read_file(
             sheet) as dictionary-encoded Arrow columns (``pd.ArrowDtype``) instead of Python strings. The
             values are the same; a line then costs a few bytes per text column instead of a string
             object, which makes the frame several times cheaper to build, hold and write to DuckDB.
+        source_file: The ``source_file`` lineage value and the name error messages give, when ``path`` is a
+            local copy of a file that lives elsewhere (``s3://bucket/exports/2011.xlsx``); default the
+            resolved absolute path.
 
     Returns:
         A DataFrame with columns ``RAW_COLUMNS``.
@@ -173,7 +177,7 @@ def read_file(
     if not path.is_file():
         raise FileNotFoundError(f"source file not found: {path}")
     suffix = path.suffix.lower()
-    source_file = str(path.resolve())
+    source_file = str(path.resolve()) if source_file is None else source_file
     if suffix == ".xlsx":
         return _read_xlsx(
             path,
