@@ -1,4 +1,8 @@
-"""Mart assets: the read-only views of the ``marts`` schema and their checks. SQL lives in pipeline.warehouse.marts."""
+"""Mart assets: the read-only views of the ``marts`` schema and their checks.
+
+SQL lives in pipeline.warehouse.marts. The views are written in the dialect of the ``warehouse`` resource
+(DuckDB, or Snowflake with ``resources.snowflake.SnowflakeWarehouse``).
+"""
 
 from typing import Literal
 
@@ -51,11 +55,11 @@ def _dependency(relation: str) -> dg.AssetKey:
 )
 def marts_views(context: dg.AssetExecutionContext, config: MartsConfig, warehouse: Warehouse):
     """Create or replace every marts view, with comments, in one transaction."""
-    views = marts.view_definitions(**config.model_dump())
+    views = marts.view_definitions(**config.model_dump(), dialect=warehouse.dialect)
     with warehouse.connect() as conn:
-        described = marts.publish_views(conn, views)
+        described = marts.publish_views(conn, views, dialect=warehouse.dialect)
         for view in views:
-            profile = marts.view_profile(conn, view)
+            profile = marts.view_profile(conn, view, dialect=warehouse.dialect)
             columns = described[view.name]
             context.log.info(f"{view.qualified_name}: {profile['rows']} rows")
             yield dg.MaterializeResult(
@@ -86,7 +90,7 @@ def _key_check(view: marts.MartView) -> dg.AssetChecksDefinition:
     )
     def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as conn:
-            profile = marts.view_profile(conn, view)
+            profile = marts.view_profile(conn, view, dialect=warehouse.dialect)
         return dg.AssetCheckResult(passed=profile["duplicate_keys"] == 0, metadata=profile)
 
     return _check
@@ -102,7 +106,7 @@ def _described_check(view: marts.MartView) -> dg.AssetChecksDefinition:
     )
     def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as conn:
-            columns = marts.column_comments(conn, view.qualified_name)
+            columns = marts.column_comments(conn, view.qualified_name, dialect=warehouse.dialect)
         missing = columns.loc[columns["comment"].isna(), "column_name"].tolist()
         return dg.AssetCheckResult(
             passed=not missing, metadata={"undescribed": dg.MetadataValue.json(missing)}

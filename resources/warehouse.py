@@ -194,6 +194,11 @@ class Warehouse(dg.ConfigurableResource):
         _release_run_lock(self.database, context)
 
     @property
+    def dialect(self) -> str:
+        """SQL dialect of the warehouse, ``"duckdb"`` (as ``SnowflakeWarehouse.dialect`` is ``"snowflake"``)."""
+        return "duckdb"
+
+    @property
     def is_local_file(self) -> bool:
         """Whether the warehouse is a local DuckDB file (not ``md:...`` or another remote database)."""
         return runlock.local_database_file(self.database) is not None
