@@ -16,14 +16,25 @@ _ROOT = Path(__file__).resolve().parents[1]
 
 #: Per asset group: the code it runs, as paths relative to the project root (folders mean every .py in them).
 GROUP_CODE: dict[str, tuple[str, ...]] = {
-    "ingest": ("pipeline/sources", "resources/source.py", "assets/ingest.py"),
-    "staging": ("pipeline/staging", "pipeline/sources/contract.py", "assets/staging.py"),
+    "ingest": ("pipeline/sources", "resources/source.py", "resources/s3source.py", "assets/ingest.py"),
+    "staging": (
+        "pipeline/staging", "pipeline/sources/contract.py", "pipeline/spark", "resources/engine.py",
+        "assets/staging.py",
+    ),
     "eda": ("pipeline/eda", "assets/eda.py"),
-    "customers": ("pipeline/customers", "assets/customers.py", "resources/settings.py"),
-    "baskets": ("pipeline/baskets", "assets/baskets.py", "resources/settings.py"),
+    "customers": (
+        "pipeline/customers", "pipeline/models", "pipeline/spark", "resources/engine.py",
+        "resources/models.py", "assets/customers.py", "resources/settings.py",
+    ),
+    "baskets": (
+        "pipeline/baskets", "pipeline/spark", "resources/engine.py", "assets/baskets.py",
+        "resources/settings.py",
+    ),
     "network": ("pipeline/network", "pipeline/baskets/basket_analysis.py", "assets/network.py"),
     "recommendations": (
         "pipeline/recommend",
+        "pipeline/models",
+        "resources/models.py",
         "pipeline/baskets/basket_analysis.py",
         "assets/recommendations.py",
         "resources/settings.py",
@@ -31,6 +42,13 @@ GROUP_CODE: dict[str, tuple[str, ...]] = {
     "marts": ("pipeline/warehouse/marts.py", "assets/marts.py"),
     "reports": ("pipeline/warehouse/report.py", "assets/report.py"),
     "publish": ("resources/publication.py", "assets/publish.py"),
+    "exports": (
+        "pipeline/exports",
+        "pipeline/warehouse/marts.py",
+        "resources/export.py",
+        "resources/objectstore.py",
+        "assets/exports.py",
+    ),
 }
 _SHARED = (
     "pipeline/common",
@@ -38,6 +56,7 @@ _SHARED = (
     "assets/_metadata.py",
     "assets/checks.py",
     "resources/warehouse.py",
+    "resources/snowflake.py",
 )
 
 

@@ -7,15 +7,19 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import keys, publish
+from assets import exports, keys, publish
 from assets._versions import code_version
 from assets.checks import row_count_checks
-from resources import ClusteringSettings, InvoiceSource, RuleMiningSettings, Warehouse, WarehouseIOManager
+from resources import ClusteringSettings, ComputeEngine, InvoiceSource, RuleMiningSettings
+from resources.export import DEFAULT_EXPORTS, ExportTarget
+from resources.models import ModelStore, default_location
+from resources.selection import warehouse_resources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WAREHOUSE = str(PROJECT_ROOT / "data" / "warehouse" / "retail.duckdb")
-# The analytic modules are listed once, in assets.publish (the analyst copy depends on all of them).
-ASSET_MODULES = [*publish.UPSTREAM_MODULES, publish]
+# The analytic modules are listed once, in assets.publish (the analyst copy depends on all of them); the
+# exports read the published analyst copy.
+ASSET_MODULES = [*publish.UPSTREAM_MODULES, publish, exports]
 
 
 def _setting(name: str, default: str) -> str | dg.EnvVar:
@@ -23,9 +27,37 @@ def _setting(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
-#: When an asset refreshes by itself: as soon as something it reads has changed (a new data version of the
-#: observed exports, or a new materialization upstream), never when nothing did.
+#: When a table that describes the data refreshes by itself (ingest, staging, EDA, RFM, marts, analyst copy,
+#: exports): as soon as something it reads has changed (a new data version of the observed exports, or a
+#: new materialization upstream), never when nothing did.
 AUTOMATION = dg.AutomationCondition.eager()
+
+#: When the models retrain and the report is rendered (``keys.WEEKLY``): Mondays at 03:00 London time.
+RETRAIN_CRON = "0 3 * * 1"
+RETRAIN_TIMEZONE = "Europe/London"
+
+#: When a model retrains by itself: once the weekly tick has passed, and only if something it reads changed
+#: since it was last trained (a model with unchanged inputs is never retrained). A week without new exports
+#: retrains nothing; the first change after a quiet Monday retrains then. In between, new customers and
+#: products appear in RFM, EDA and the marts at once and get clusters, predictions and recommendations at
+#: the next retrain (the marts views LEFT JOIN the model tables, so their model columns are empty until then).
+RETRAIN = (
+    dg.AutomationCondition.cron_tick_passed(RETRAIN_CRON, RETRAIN_TIMEZONE).since_last_handled()
+    & (
+        dg.AutomationCondition.newly_missing()
+        | dg.AutomationCondition.any_deps_match(
+            dg.AutomationCondition.newly_updated() | dg.AutomationCondition.will_be_requested()
+        )
+    ).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label(f"retrain weekly ({RETRAIN_CRON} {RETRAIN_TIMEZONE}) when inputs changed")
+
+
+def automation_condition(key: dg.AssetKey) -> dg.AutomationCondition:
+    """The automation condition of an asset: :data:`RETRAIN` for ``keys.WEEKLY``, else :data:`AUTOMATION`."""
+    return RETRAIN if key in keys.WEEKLY else AUTOMATION
 
 
 #: How stale what analysts read may get. Tables refresh only when new exports arrive, so a warning after
@@ -37,7 +69,7 @@ ANALYST_SCHEMAS = ("analytics", "marts")
 
 
 def load_assets() -> list:
-    """Every asset of the code location, each with its code version and the :data:`AUTOMATION` condition.
+    """Every asset of the code location, each with its code version and its :func:`automation_condition`.
 
     The tables and views analysts read (``analytics``, ``marts``) also carry :data:`ANALYST_FRESHNESS`.
     """
@@ -45,7 +77,8 @@ def load_assets() -> list:
     def versioned(spec: dg.AssetSpec) -> dg.AssetSpec:
         fresh = {"freshness_policy": ANALYST_FRESHNESS} if spec.key.path[0] in ANALYST_SCHEMAS else {}
         return spec.replace_attributes(
-            code_version=code_version(spec.group_name), automation_condition=AUTOMATION, **fresh
+            code_version=code_version(spec.group_name), automation_condition=automation_condition(spec.key),
+            **fresh,
         )
 
     loaded = dg.load_assets_from_modules(ASSET_MODULES)
@@ -139,6 +172,7 @@ def new_source_files(context: dg.SensorEvaluationContext, invoice_source: Invoic
 def build_definitions() -> dg.Definitions:
     """Assemble the code location from the asset modules and environment-configured resources."""
     warehouse_path = _setting("RETAIL_WAREHOUSE", DEFAULT_WAREHOUSE)
+    models = default_location(os.environ.get("RETAIL_WAREHOUSE", DEFAULT_WAREHOUSE))
     assets = load_assets()
     return dg.Definitions(
         assets=assets,
@@ -148,11 +182,16 @@ def build_definitions() -> dg.Definitions:
         sensors=[new_source_files, refresh_on_new_data],
         executor=dg.in_process_executor,
         resources={
-            "io_manager": WarehouseIOManager(database=warehouse_path),
-            "warehouse": Warehouse(database=warehouse_path),
+            **warehouse_resources(warehouse_path),
             "invoice_source": InvoiceSource(location=_setting("RETAIL_SOURCE", "synthetic")),
             "rule_mining": RuleMiningSettings(),
             "clustering_settings": ClusteringSettings(),
+            "engine": ComputeEngine(
+                name=_setting("RETAIL_ENGINE", "embedded"),
+                spark_master=_setting("RETAIL_SPARK_MASTER", "local[2]"),
+            ),
+            "model_store": ModelStore(location=_setting("RETAIL_MODEL_STORE", models)),
+            "export_target": ExportTarget(location=_setting("RETAIL_EXPORT", str(DEFAULT_EXPORTS))),
         },
     )
 

@@ -44,3 +44,24 @@ RECOMMENDER_EVALUATION = analytics("recommender_evaluation")
 def ins(**keys: dg.AssetKey) -> dict[str, dg.AssetIn]:
     """Map parameter names to upstream asset keys: ``ins(cleaned=CLEANED_TRANSACTIONS)``."""
     return {name: dg.AssetIn(key=key) for name, key in keys.items()}
+
+
+CUSTOMER_INTELLIGENCE_REPORT = dg.AssetKey(["reports", "customer_intelligence"])
+
+
+#: The fitted models and mined patterns: every table whose computation learns from the whole history (and
+#: makes most of a rebuild's cost). They are retrained on a weekly cadence when their inputs changed
+#: (``assets.definitions.RETRAIN``); every other table refreshes as soon as new exports arrive.
+RETRAINED_MODELS = frozenset({
+    CLUSTER_MODEL_SELECTION, CUSTOMER_CLUSTERS, CLUSTER_PROFILES, SEGMENT_CLUSTER_CROSSTAB,
+    CUSTOMER_PREDICTIONS, PREDICTION_EVALUATION,
+    FREQUENT_ITEMSETS, ASSOCIATION_RULES, PRODUCT_BUNDLES,
+    PRODUCT_NETWORK_EDGES, PRODUCT_CENTRALITY, CUSTOMER_NETWORK_EDGES, CUSTOMER_CENTRALITY,
+    SVD_EXPLAINED_VARIANCE, SVD_CUSTOMER_FACTORS, SVD_PRODUCT_FACTORS,
+    RECOMMENDATIONS, RECOMMENDER_EVALUATION,
+})
+
+#: What refreshes on the weekly cadence (``assets.definitions.RETRAIN``): the models, and the HTML report,
+#: a weekly document about them whose rendering (every plot redrawn) would otherwise be the costliest step of
+#: a nightly refresh.
+WEEKLY = RETRAINED_MODELS | {CUSTOMER_INTELLIGENCE_REPORT}

@@ -7,7 +7,9 @@ conditions the way the ``refresh_on_new_data`` sensor does, on a real instance a
 
 from __future__ import annotations
 
+import datetime
 import time
+import zoneinfo
 
 import dagster as dg
 import pytest
@@ -15,7 +17,15 @@ import pytest
 from assets import keys
 from assets._versions import GROUP_CODE, code_version
 from assets.checks import row_count_verdict
-from assets.definitions import build_definitions, load_assets, load_checks
+from assets.definitions import (
+    AUTOMATION,
+    RETRAIN,
+    RETRAIN_CRON,
+    RETRAIN_TIMEZONE,
+    build_definitions,
+    load_assets,
+    load_checks,
+)
 from pipeline.sources import synthetic
 from resources import InvoiceSource
 from tests.assets.warehouse_build import materialize_all, resources_for
@@ -47,9 +57,9 @@ def refresh(tmp_path_factory):
             resources=resources,
         )
 
-    def requested() -> set[dg.AssetKey]:
+    def requested(at: datetime.datetime | None = None) -> set[dg.AssetKey]:
         result = dg.evaluate_automation_conditions(
-            defs=definitions, instance=instance, cursor=state["cursor"]
+            defs=definitions, instance=instance, cursor=state["cursor"], evaluation_time=at
         )
         state["cursor"] = result.cursor
         return {
@@ -86,9 +96,40 @@ def test_an_unchanged_source_requests_no_work_and_a_new_month_requests_what_read
     raw[month == month.max()].to_parquet(refresh["exports"] / "last_month.parquet", index=False)
     refresh["observe"]()
     graph = refresh["definitions"].resolve_asset_graph()
-    # Every table descends from the exports, so a new month refreshes all of them (ingest parses only the
-    # new file); the observed source itself is never materialized.
-    assert refresh["requested"]() == set(graph.materializable_asset_keys)
+    everything = set(graph.materializable_asset_keys)
+    # A new month refreshes at once every table that describes the data (ingest parses only the new file);
+    # the models and the report wait for the weekly retrain.
+    assert keys.WEEKLY < everything
+    assert refresh["requested"]() == everything - keys.WEEKLY
+
+    # At the next Monday 03:00 (London) tick, the models whose inputs changed retrain, and what reads them
+    # (marts, report, analyst copy, exports) follows in the same run; the tables they read are not recomputed.
+    monday = next_retrain_tick(datetime.datetime.now(datetime.UTC))
+    retrained = refresh["requested"](monday + datetime.timedelta(minutes=5))
+    assert keys.WEEKLY <= retrained
+    descendants = dg.AssetSelection.assets(*keys.RETRAINED_MODELS).downstream().resolve(graph)
+    assert retrained - keys.WEEKLY <= descendants
+    assert not retrained & {keys.RAW_INVOICES, keys.CLEANED_TRANSACTIONS, keys.RFM, keys.EDA_MONTHLY_SALES}
+
+    # A week with no new data retrains nothing at the following tick.
+    assert refresh["requested"](monday + datetime.timedelta(days=7, minutes=5)) == set()
+
+
+def next_retrain_tick(after: datetime.datetime) -> datetime.datetime:
+    """The first RETRAIN_CRON tick (Monday 03:00 London) after ``after``."""
+    london = zoneinfo.ZoneInfo(RETRAIN_TIMEZONE)
+    day = after.astimezone(london).date() + datetime.timedelta(days=1)
+    while day.weekday() != 0:
+        day += datetime.timedelta(days=1)
+    assert RETRAIN_CRON == "0 3 * * 1"
+    return datetime.datetime.combine(day, datetime.time(3), tzinfo=london)
+
+
+def test_models_retrain_on_the_cadence_and_the_rest_eagerly():
+    graph = build_definitions().resolve_asset_graph()
+    for key in graph.materializable_asset_keys:
+        expected = RETRAIN if key in keys.WEEKLY else AUTOMATION
+        assert graph.get(key).automation_condition == expected, key
 
 
 def test_code_versions_follow_the_code_each_group_runs():

@@ -14,7 +14,7 @@ from pipeline.sources.readers import normalize_frame
 from pipeline.staging.cleaning import clean
 from pipeline.staging.schemas import CleanedTransactions
 from pipeline.warehouse import validation
-from resources import Warehouse, WarehouseIOManager
+from resources import ComputeEngine, Warehouse, WarehouseIOManager
 from resources.warehouse import AtomicPandasTypeHandler
 
 
@@ -64,7 +64,7 @@ def test_check_reads_the_warehouse_and_blocks_with_lineage(cleaned, warehouse_pa
     result = dg.materialize(
         [cleaned_transactions, downstream, check],
         resources={"io_manager": WarehouseIOManager(database=warehouse_path),
-                   "warehouse": Warehouse(database=warehouse_path)},
+                   "warehouse": Warehouse(database=warehouse_path), "engine": ComputeEngine()},
         raise_on_error=False,
     )
     (evaluation,) = result.get_asset_check_evaluations()

@@ -11,7 +11,7 @@ from assets import ingest, staging
 from assets.checks import validate_frame
 from assets.definitions import build_definitions, new_source_files, nightly_refresh
 from pipeline.staging.schemas import CleanedTransactions
-from resources import InvoiceSource, Warehouse, WarehouseIOManager
+from resources import ComputeEngine, InvoiceSource, Warehouse, WarehouseIOManager
 from tests.conftest import SAMPLE_CSV, require
 
 FOUNDATION = [ingest.raw_invoices, ingest.raw_invoices_schema, staging.cleaned_transactions,
@@ -25,6 +25,7 @@ def materialize(location: str, database: str) -> dg.ExecuteInProcessResult:
             "io_manager": WarehouseIOManager(database=database),
             "warehouse": Warehouse(database=database),
             "invoice_source": InvoiceSource(location=location),
+            "engine": ComputeEngine(),
         },
     )
 
@@ -106,7 +107,7 @@ def test_failed_blocking_check_stops_downstream(tmp_path, warehouse_path):
         [*FOUNDATION, downstream, always_fails],
         resources={"io_manager": WarehouseIOManager(database=warehouse_path),
                    "warehouse": Warehouse(database=warehouse_path),
-                   "invoice_source": InvoiceSource(location=str(bad))},
+                   "invoice_source": InvoiceSource(location=str(bad)), "engine": ComputeEngine()},
         raise_on_error=False,
     )
     assert not result.success

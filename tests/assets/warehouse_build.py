@@ -14,6 +14,8 @@ import dagster as dg
 from assets import report as report_assets
 from assets.definitions import build_definitions, load_assets, load_checks
 from resources import InvoiceSource, Warehouse, WarehouseIOManager
+from resources.export import ExportTarget
+from resources.models import ModelStore
 
 #: Synthetic lines of the session warehouse (two years of trading, small enough for a quick run).
 SYNTHETIC_LINES = 40_000
@@ -28,11 +30,16 @@ class BuiltWarehouse(NamedTuple):
 
 
 def resources_for(database: str, source: InvoiceSource | None = None) -> dict:
-    """The code location's resources with the warehouse and the source redirected."""
+    """The code location's resources with the warehouse, its model store, its exports and the source redirected."""
     return {
         **build_definitions().resources,
         "io_manager": WarehouseIOManager(database=database),
         "warehouse": Warehouse(database=database),
+        "model_store": ModelStore(location=str(Path(database).parent / "models")),
+        "export_target": ExportTarget(
+            location=str(Path(database).parent / "exports"),
+            analyst_database=str(Warehouse(database=database).analyst_path()),
+        ),
         "invoice_source": source or InvoiceSource(location="synthetic", synthetic_lines=SYNTHETIC_LINES),
     }
 

@@ -14,7 +14,8 @@ from pathlib import Path
 def warehouse_definitions(*, foundation_only: bool = False) -> list:
     """Every asset and check that writes the warehouse, and the publication of the analyst copy.
 
-    The HTML report is left out: it only reads the warehouse, and rendering it costs a quarter of a run.
+    The HTML report and the exports are left out: they only read the warehouse (the exports read the analyst
+    copy), and rendering the report costs a quarter of a run.
 
     Args:
         foundation_only: Only ingest and staging (and the publication).
@@ -24,13 +25,13 @@ def warehouse_definitions(*, foundation_only: bool = False) -> list:
     """
     import dagster as dg
 
-    from assets import ingest, publish, report, staging
+    from assets import exports, ingest, publish, report, staging
     from assets.definitions import ASSET_MODULES
 
     if foundation_only:
         modules = [ingest, staging]
     else:
-        modules = [module for module in ASSET_MODULES if module not in (report, publish)]
+        modules = [module for module in ASSET_MODULES if module not in (report, publish, exports)]
     modules.append(publish)
     return [*dg.load_assets_from_modules(modules), *dg.load_asset_checks_from_modules(modules)]
 

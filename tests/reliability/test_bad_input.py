@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 
 from assets import ingest, staging
-from resources import InvoiceSource, Warehouse, WarehouseIOManager
+from resources import ComputeEngine, InvoiceSource, Warehouse, WarehouseIOManager
 from tests.reliability.helpers import checksums
 
 FOUNDATION = [
@@ -394,6 +394,7 @@ def run(location: Path, database: Path) -> dg.ExecuteInProcessResult:
             "io_manager": WarehouseIOManager(database=str(database)),
             "warehouse": Warehouse(database=str(database)),
             "invoice_source": InvoiceSource(location=str(location)),
+            "engine": ComputeEngine(),
         },
         raise_on_error=False,
     )
