@@ -8,11 +8,12 @@ import pandas as pd
 from pydantic import Field
 
 from assets import keys
+from pipeline.common import figures
 from pipeline.warehouse import report
 from resources import Warehouse
 
 DEFAULT_REPORT = Path(__file__).resolve().parents[1] / "reports" / "customer_intelligence.html"
-REPORT_KEY = dg.AssetKey(["reports", "customer_intelligence"])
+REPORT_KEY = keys.CUSTOMER_INTELLIGENCE_REPORT
 # The report depends on exactly the relations its queries read.
 _READS = sorted(
     {
@@ -39,7 +40,6 @@ ASSET_PLOTS: dict[str, tuple[dg.AssetKey, str]] = {
     "svd_variance": (keys.SVD_EXPLAINED_VARIANCE, "plot"),
     "recommender_metrics": (keys.RECOMMENDER_EVALUATION, "plot"),
 }
-_PNG_URI = re.compile(r"\((data:image/png;base64,[A-Za-z0-9+/=]+)\)")
 
 
 class ReportConfig(dg.Config):
@@ -57,6 +57,9 @@ class ReportConfig(dg.Config):
 
 def asset_plots(context: dg.AssetExecutionContext, data: dict[str, pd.DataFrame]) -> dict[str, str]:
     """The report figures already drawn by upstream assets materialized in the current run, as data URIs.
+
+    Each upstream plot is a PNG file linked from its materialization (``assets._metadata.figure``); the
+    report embeds its bytes, so the HTML stays self-contained.
 
     Only this run's materializations count, so every reused plot shows the table the report reads; an
     upstream asset materialized in an earlier run may since have been rewritten. The model-selection plot
@@ -79,9 +82,9 @@ def asset_plots(context: dg.AssetExecutionContext, data: dict[str, pd.DataFrame]
         chosen = metadata.get("chosen_k")
         if name == "model_selection" and (chosen is None or chosen.value != k):
             continue
-        match = _PNG_URI.search(str(getattr(metadata.get(entry), "value", "")))
-        if match:
-            found[name] = match.group(1)
+        path = getattr(metadata.get(entry), "path", None)
+        if path is not None and Path(path).is_file():
+            found[name] = figures.data_uri(Path(path).read_bytes())
     return found
 
 

@@ -25,7 +25,12 @@ def png_bytes(figure: Figure, *, dpi: int = 90) -> bytes:
 
 def png_data_uri(figure: Figure, *, dpi: int = 90) -> str:
     """The figure as a ``data:image/png;base64,...`` URI."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(figure, dpi=dpi)).decode("ascii")
+    return data_uri(png_bytes(figure, dpi=dpi))
+
+
+def data_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:image/png;base64,...`` URI."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def short_label(text: str, limit: int = 28) -> str:

@@ -1,14 +1,17 @@
 """The HTML report: written by its asset, self-contained, every section, real plots and warehouse numbers."""
 
 import base64
+import hashlib
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 
+from assets._metadata import PLOTS_FOLDER
 from assets.report import ASSET_PLOTS, DEFAULT_REPORT, REPORT_KEY, ReportConfig
 from pipeline.warehouse import report
 
@@ -93,12 +96,20 @@ def test_report_reuses_the_plots_of_this_run(full_warehouse, page):
         e for e in result.get_asset_materialization_events() if e.asset_key == REPORT_KEY
     ]
     reused = set(event.materialization.metadata["reused_plots"].value)
-    assert set(ASSET_PLOTS) - {"rules_scatter", "svd_variance", "recommender_metrics"} <= reused
     text, _ = page
+    embedded = {
+        hashlib.sha256(base64.b64decode(uri)).hexdigest()[:16]
+        for uri in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
+    }
+    assert set(ASSET_PLOTS) - {"rules_scatter", "svd_variance", "recommender_metrics"} <= reused
     for key, entry in [ASSET_PLOTS["cohort_retention"], ASSET_PLOTS["calibration"]]:
         (upstream,) = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
-        uri = re.search(r"\((data:image/png;base64,[^)]+)\)", upstream.materialization.metadata[entry].value)
-        assert uri.group(1) in text
+        # The event log links a PNG file named by its content digest (the ephemeral instance's storage is gone
+        # after the run); the report embeds that very file.
+        plot = upstream.materialization.metadata[entry]
+        assert isinstance(plot, dg.PathMetadataValue) and plot.path.endswith(".png")
+        assert Path(plot.path).parent.name == PLOTS_FOLDER
+        assert Path(plot.path).stem in embedded
 
 
 def test_render_report_embeds_ready_figures_and_draws_the_rest(built):
