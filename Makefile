@@ -12,13 +12,25 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # dg runs the project's own environment.
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
-.PHONY: run test ui ui-check install bench lint clean check
+.PHONY: run test ui ui-check install lock bench lint clean check
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,scale]'
+# Installs come from uv.lock (every package pinned, with hashes): `uv sync --frozen` installs exactly the locked
+# versions, the project itself editable. uv lives in a bootstrap venv of its own (.uv/), because `uv sync`
+# removes from .venv whatever the lock does not list. After editing dependencies in pyproject.toml, run
+# `make lock` and commit uv.lock.
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --extra scale --python $(PYTHON)
 	touch $(STAMP)
+
+lock: $(UV)
+	$(UV) lock
 
 install: $(STAMP)
 
@@ -47,4 +59,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipeline assets resources tests
 
 clean:
-	rm -rf $(VENV) .dagster_home data/warehouse .pytest_cache
+	rm -rf $(VENV) .uv .dagster_home data/warehouse .pytest_cache
