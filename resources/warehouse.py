@@ -41,6 +41,21 @@ def _comment(connection, metadata: dict, name: str, frame: pd.DataFrame) -> None
             )
 
 
+def stored_schema(columns: list[tuple[str, str]], context: dg.OutputContext) -> dg.TableSchema:
+    """The column schema of a stored table: DuckDB's types, the descriptions declared on the asset.
+
+    The types are the warehouse's (``BIGINT``, ``VARCHAR``...), not the pandas dtypes of the frame written:
+    the same table can be written from frames typed differently (Arrow-backed text from a fresh parse, Python
+    strings from lines kept from the previous run), and the WARN column-schema-change checks must flag a change
+    analysts see, not one of the route the frame took.
+    """
+    declared = getattr((context.definition_metadata or {}).get("dagster/column_schema"), "columns", [])
+    descriptions = {column.name: column.description for column in declared}
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=name, type=kind, description=descriptions.get(name)) for name, kind in columns]
+    )
+
+
 class AtomicPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     """Stores pandas DataFrames by replacing the whole table in one transaction.
 
@@ -57,6 +72,11 @@ class AtomicPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
             connection.execute("BEGIN TRANSACTION")
             connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _dagster_output")
             _comment(connection, context.definition_metadata or {}, name, obj)
+            stored = connection.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [table_slice.schema, table_slice.table],
+            ).fetchall()
             connection.execute("COMMIT")
         except Exception:
             connection.execute("ROLLBACK")
@@ -64,12 +84,7 @@ class AtomicPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         finally:
             connection.unregister("_dagster_output")
         context.add_output_metadata(
-            {
-                "dagster/row_count": len(obj),
-                "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in obj.dtypes.items()]
-                ),
-            }
+            {"dagster/row_count": len(obj), "dagster/column_schema": stored_schema(stored, context)}
         )
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:

@@ -114,7 +114,7 @@ def _contract_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _concat(pieces: list[pd.DataFrame]) -> pd.DataFrame:
-    """Stack the parts; a column typed differently in different parts becomes Python objects (None missing).
+    """Stack the parts; a column typed differently in different parts is made alike (see :func:`_alike`).
 
     Parts read in this run have Arrow-backed text and parts kept from the warehouse Python strings, and a
     file without sheets has an all-missing ``source_sheet``: such columns are made alike before stacking
@@ -124,10 +124,21 @@ def _concat(pieces: list[pd.DataFrame]) -> pd.DataFrame:
         return pieces[0]
     mixed = [column for column in RAW_COLUMNS if len({str(piece[column].dtype) for piece in pieces}) > 1]
     if mixed:
-        pieces = [
-            piece.assign(**{column: _python_objects(piece[column]) for column in mixed}) for piece in pieces
-        ]
+        pieces = [piece.assign(**{column: _alike(piece[column], pieces, column) for column in mixed})
+                  for piece in pieces]
     return pd.concat(pieces, ignore_index=True)
+
+
+def _alike(column: pd.Series, pieces: list[pd.DataFrame], name: str) -> pd.Series:
+    """``column`` in the type every piece's ``name`` column can take: nullable ``Int64`` when all of them are
+    integers (``Int64`` from a fresh parse, ``int64`` kept from the warehouse), else Python objects.
+
+    Integers must not become Python objects: the warehouse would then store them as ``INTEGER`` instead of
+    ``BIGINT``, and the table's column type would depend on how its lines were ingested.
+    """
+    if all(pd.api.types.is_integer_dtype(piece[name].dtype) for piece in pieces):
+        return column.astype("Int64")
+    return _python_objects(column)
 
 
 def _python_objects(column: pd.Series) -> pd.Series:
