@@ -130,11 +130,12 @@ def _concat(pieces: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _alike(column: pd.Series, pieces: list[pd.DataFrame], name: str) -> pd.Series:
-    """``column`` in the type every piece's ``name`` column can take: nullable ``Int64`` when all of them are
-    integers (``Int64`` from a fresh parse, ``int64`` kept from the warehouse), else Python objects.
+    """``column`` in the type every piece's ``name`` column can take.
 
-    Integers must not become Python objects: the warehouse would then store them as ``INTEGER`` instead of
-    ``BIGINT``, and the table's column type would depend on how its lines were ingested.
+    Nullable ``Int64`` when all of them are integers (``Int64`` from a fresh parse, ``int64`` kept from the
+    warehouse), else Python objects. Integers must not become Python objects: the warehouse would then store
+    them as ``INTEGER`` instead of ``BIGINT``, and the table's column type would depend on how its lines were
+    ingested.
     """
     if all(pd.api.types.is_integer_dtype(piece[name].dtype) for piece in pieces):
         return column.astype("Int64")
