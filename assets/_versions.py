@@ -34,6 +34,8 @@ GROUP_CODE: dict[str, tuple[str, ...]] = {
     "recommendations": (
         "pipeline/recommend",
         "pipeline/models",
+        "pipeline/spark",
+        "resources/engine.py",
         "resources/models.py",
         "pipeline/baskets/basket_analysis.py",
         "assets/recommendations.py",

@@ -39,6 +39,7 @@ SVD_CUSTOMER_FACTORS = analytics("svd_customer_factors")
 SVD_PRODUCT_FACTORS = analytics("svd_product_factors")
 RECOMMENDATIONS = analytics("recommendations")
 RECOMMENDER_EVALUATION = analytics("recommender_evaluation")
+ALS_RECOMMENDATIONS = analytics("als_recommendations")
 
 
 def ins(**keys: dg.AssetKey) -> dict[str, dg.AssetIn]:
@@ -58,7 +59,7 @@ RETRAINED_MODELS = frozenset({
     FREQUENT_ITEMSETS, ASSOCIATION_RULES, PRODUCT_BUNDLES,
     PRODUCT_NETWORK_EDGES, PRODUCT_CENTRALITY, CUSTOMER_NETWORK_EDGES, CUSTOMER_CENTRALITY,
     SVD_EXPLAINED_VARIANCE, SVD_CUSTOMER_FACTORS, SVD_PRODUCT_FACTORS,
-    RECOMMENDATIONS, RECOMMENDER_EVALUATION,
+    RECOMMENDATIONS, RECOMMENDER_EVALUATION, ALS_RECOMMENDATIONS,
 })
 
 #: What refreshes on the weekly cadence (``assets.definitions.RETRAIN``): the models, and the HTML report,

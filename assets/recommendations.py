@@ -1,6 +1,7 @@
 """Recommendation assets: SVD of the customer-product matrix, the hybrid recommender and its offline evaluation.
 
-Logic lives in pipeline.recommend (svd, serving). The served recommendations and the evaluation are one
+Logic lives in pipeline.recommend (svd, serving), and in pipeline.spark.als for the ALS recommendations of the
+Spark engine. The served recommendations and the evaluation are one
 multi-asset: tuning the served blend weights needs the very fit and candidate pools the evaluation measures.
 """
 
@@ -12,19 +13,20 @@ from pydantic import Field
 
 from assets import keys
 from assets._metadata import figure, preview, skipped
-from assets._tables import cleaned_input, empty_table, table_out
+from assets._tables import cleaned_input, empty_table, table_out, warehouse_table
 from assets.checks import history_check, schema_check
 from pipeline.common import codes
 from pipeline.models import catalog
 from pipeline.recommend import plots, serving, svd
 from pipeline.recommend.schemas import (
+    AlsRecommendations,
     CustomerFactors,
     ExplainedVariance,
     ProductFactors,
     Recommendations,
     RecommenderMetrics,
 )
-from resources import RuleMiningSettings
+from resources import ComputeEngine, RuleMiningSettings
 from resources.models import ModelStore
 
 _KINDS = ("duckdb", "pandas", "scikit-learn")
@@ -133,6 +135,40 @@ def recommender(config: RecommenderConfig, rule_mining: RuleMiningSettings, mode
         "metrics": dg.MetadataValue.md(table)})
 
 
+class AlsConfig(dg.Config):
+    """Implicit-feedback ALS (Spark MLlib) settings."""
+
+    k: int = Field(default=10, ge=1, description="Products recommended per customer.")
+    rank: int = Field(default=32, ge=1, description="Latent factors.")
+    reg_param: float = Field(default=0.1, ge=0, description="L2 regularisation.")
+    alpha: float = Field(default=10.0, gt=0, description="Confidence scale of implicit feedback.")
+    max_iter: int = Field(default=10, ge=1, description="Alternating least-squares sweeps.")
+    random_state: int = Field(default=0, description="Seed of the factor initialisation.")
+
+
+#: Why ``analytics.als_recommendations`` is empty on the embedded engine.
+ALS_NEEDS_SPARK = "ALS collaborative filtering runs on the Spark engine: set RETAIL_ENGINE=spark"
+
+
+@warehouse_table(keys.ALS_RECOMMENDATIONS, AlsRecommendations, group="recommendations",
+                 ins=cleaned_input("invoice", "stock_code", "customer_id"), kinds=("duckdb", "pandas", "spark"))
+def als_recommendations(config: AlsConfig, engine: ComputeEngine,
+                        cleaned: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Top-k products per customer from Spark MLlib's implicit-feedback ALS (empty on the embedded engine)."""
+    if not engine.is_spark:
+        return dg.Output(empty_table(AlsRecommendations),
+                         metadata={"engine": engine.name, **skipped(ALS_NEEDS_SPARK)})
+    from pipeline.spark import als  # pyspark is imported only when Spark is selected
+
+    recs = als.als_recommendations(engine.session(), cleaned, stage=engine.stage(), k=config.k,
+                                   rank=config.rank, reg_param=config.reg_param, alpha=config.alpha,
+                                   max_iter=config.max_iter, random_state=config.random_state)
+    return dg.Output(recs, metadata={
+        "customers": int(recs["customer_id"].nunique()), "products": int(recs["stock_code"].nunique()),
+        "engine": engine.name, "params": dg.MetadataValue.json(config.model_dump()),
+        "preview": preview(recs, 20)})
+
+
 customer_product_svd_schema = schema_check(keys.SVD_EXPLAINED_VARIANCE, ExplainedVariance)
 svd_customer_factors_schema = schema_check(keys.SVD_CUSTOMER_FACTORS, CustomerFactors)
 svd_product_factors_schema = schema_check(keys.SVD_PRODUCT_FACTORS, ProductFactors)
@@ -140,3 +176,4 @@ recommendations_schema = schema_check(keys.RECOMMENDATIONS, Recommendations)
 recommender_evaluation_schema = schema_check(keys.RECOMMENDER_EVALUATION, RecommenderMetrics)
 recommender_evaluation_history = history_check(keys.RECOMMENDER_EVALUATION,
                                                what="the recommender evaluation")
+als_recommendations_schema = schema_check(keys.ALS_RECOMMENDATIONS, AlsRecommendations)

@@ -167,6 +167,22 @@ class Recommendations(pa.DataFrameModel):
         return not (same_list & rising).any()
 
 
+class AlsRecommendations(pa.DataFrameModel):
+    """``analytics.als_recommendations``: top-k products per customer from Spark MLlib's implicit ALS."""
+
+    customer_id: Series[int] = pa.Field(ge=1, description="Customer served.")
+    rank: Series[int] = pa.Field(ge=1, description="1 = best recommendation.")
+    stock_code: Series[str] = pa.Field(str_matches=STOCK_CODE_PATTERN, description="Recommended product.")
+    score: Series[float] = pa.Field(description="Predicted preference (dot product of the ALS factors).")
+
+    class Config:
+        """Reject unknown columns, coerce dtypes; one product per rank and no product twice per customer."""
+
+        strict = True
+        coerce = True
+        unique = ["customer_id", "rank"]
+
+
 class RecommenderMetrics(pa.DataFrameModel):
     """``analytics.recommender_metrics``: temporal-holdout metrics, one row per model and setting."""
 

@@ -125,6 +125,8 @@ def test_every_other_table_has_rows(short_run):
     tables = [
         key for key in build_definitions().resolve_asset_graph().materializable_asset_keys
         if key.path[0] in {"raw", "staging", "analytics"} and key not in SHORT_TABLES
+        # Empty on the embedded engine whatever the history (its reason is tested in test_spark_engine).
+        and key != keys.ALS_RECOMMENDATIONS
     ]
     empty = [key.to_user_string() for key in tables if count(short_run.database, key) == 0]
     assert empty == []

@@ -10,7 +10,8 @@ import duckdb
 import pytest
 
 from assets import keys
-from assets.definitions import load_assets
+from assets.definitions import load_assets, load_checks
+from assets.recommendations import ALS_NEEDS_SPARK
 from resources import ComputeEngine, InvoiceSource, RuleMiningSettings
 from tests.assets.warehouse_build import resources_for
 
@@ -63,3 +64,48 @@ def test_spark_engine_tables_equal_embedded_tables(tmp_path):
                 f"SELECT count(*) FROM (FROM spark.{table} EXCEPT ALL FROM {table})").fetchone()[0]
             assert (rows, only_embedded, only_spark) == (spark_rows, 0, 0), table
             assert rows > 0, table
+
+
+def _als(database: str, engine: ComputeEngine) -> dg.ExecuteInProcessResult:
+    source = InvoiceSource(location="synthetic", synthetic_lines=20_000)
+    selection = [keys.RAW_INVOICES, keys.SOURCE_FILES, keys.CLEANED_TRANSACTIONS, keys.REJECTED_ROWS,
+                 keys.ALS_RECOMMENDATIONS]
+    resources = {**resources_for(database, source), "engine": engine}
+    return dg.materialize([*load_assets(), *load_checks()], resources=resources, selection=selection)
+
+
+def test_als_recommendations_are_empty_on_the_embedded_engine_and_say_why(tmp_path):
+    database = str(tmp_path / "retail.duckdb")
+    result = _als(database, ComputeEngine(name="embedded"))
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == keys.ALS_RECOMMENDATIONS]
+    assert event.materialization.metadata["skipped_reason"].value == ALS_NEEDS_SPARK
+    with duckdb.connect(database, read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM analytics.als_recommendations").fetchone()[0] == 0
+
+
+@pytest.mark.skipif(shutil.which("java") is None and not os.environ.get("JAVA_HOME"),
+                    reason="Spark needs a Java runtime (apt-get install openjdk-17-jre-headless)")
+def test_spark_engine_serves_als_recommendations_of_registered_customers(tmp_path):
+    database = str(tmp_path / "retail.duckdb")
+    result = _als(database, ComputeEngine(name="spark", spark_master="local[2]"))
+    checks = [e for e in result.get_asset_check_evaluations() if e.asset_key == keys.ALS_RECOMMENDATIONS]
+    assert checks and all(check.passed for check in checks)
+    with duckdb.connect(database, read_only=True) as conn:
+        served, registered, unknown, worst = conn.execute("""
+            WITH a AS (FROM analytics.als_recommendations),
+                 buyers AS (SELECT DISTINCT customer_id FROM staging.cleaned_transactions
+                            WHERE customer_id IS NOT NULL),
+                 ranked AS (SELECT customer_id, count(*) AS n, max(rank) AS last_rank,
+                                   bool_and(rank BETWEEN 1 AND 10) AS ranks_ok FROM a GROUP BY customer_id)
+            SELECT (SELECT count(*) FROM ranked), (SELECT count(*) FROM buyers),
+                   (SELECT count(*) FROM a WHERE customer_id NOT IN (FROM buyers)),
+                   (SELECT count(*) FROM ranked WHERE n <> last_rank OR NOT ranks_ok OR n > 10)
+        """).fetchone()
+        # Scores never rise down a customer's list.
+        rising = conn.execute("""
+            SELECT count(*) FROM (
+                SELECT score - lag(score) OVER (PARTITION BY customer_id ORDER BY rank) AS step
+                FROM analytics.als_recommendations) WHERE step > 1e-9
+        """).fetchone()[0]
+    assert served == registered > 0
+    assert (unknown, worst, rising) == (0, 0, 0)
