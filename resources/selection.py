@@ -14,7 +14,6 @@ from urllib.parse import urlparse
 
 import dagster as dg
 
-from resources.snowflake import SnowflakeWarehouse, SnowflakeWarehouseIOManager
 from resources.warehouse import Warehouse, WarehouseIOManager
 
 SNOWFLAKE_SCHEME = "snowflake"
@@ -70,6 +69,10 @@ def warehouse_resources(location: str | dg.EnvVar) -> dict[str, object]:
     if warehouse_kind(str(resolved)) == "duckdb":
         return {"io_manager": WarehouseIOManager(database=location),
                 "warehouse": Warehouse(database=location)}
+    # Imported only when chosen: the Snowflake connector and dagster-snowflake take ~3 s to import, which
+    # every process loading the code location (each run, each sensor tick) would pay.
+    from resources.snowflake import SnowflakeWarehouse, SnowflakeWarehouseIOManager
+
     account, database = parse_snowflake_location(str(resolved))
     settings = {
         **{field: dg.EnvVar(name) for field, name in SNOWFLAKE_REQUIRED.items()},
