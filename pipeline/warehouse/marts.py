@@ -61,24 +61,24 @@ class MartView:
 
 
 _CUSTOMER_360 = """
-WITH home_country AS (
-    SELECT customer_id, first(country ORDER BY invoices DESC, country) AS country
-    FROM (
-        SELECT customer_id, country, count(DISTINCT invoice) AS invoices
-        FROM staging.cleaned_transactions
-        WHERE customer_id IS NOT NULL
-        GROUP BY customer_id, country
-    )
-    GROUP BY customer_id
+WITH country_invoices AS (
+    SELECT customer_id, country, count(DISTINCT invoice) AS invoices
+    FROM staging.cleaned_transactions
+    WHERE customer_id IS NOT NULL
+    GROUP BY customer_id, country
+), home_country AS (
+    SELECT customer_id, country
+    FROM country_invoices
+    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY invoices DESC, country) = 1
 ), top_recommendations AS (
     SELECT customer_id,
-           max(stock_code) FILTER (WHERE rank = 1) AS recommendation_1_stock_code,
-           max(description) FILTER (WHERE rank = 1) AS recommendation_1_description,
-           max(reason) FILTER (WHERE rank = 1) AS recommendation_1_reason,
-           max(stock_code) FILTER (WHERE rank = 2) AS recommendation_2_stock_code,
-           max(description) FILTER (WHERE rank = 2) AS recommendation_2_description,
-           max(stock_code) FILTER (WHERE rank = 3) AS recommendation_3_stock_code,
-           max(description) FILTER (WHERE rank = 3) AS recommendation_3_description
+           max(CASE WHEN rank = 1 THEN stock_code END) AS recommendation_1_stock_code,
+           max(CASE WHEN rank = 1 THEN description END) AS recommendation_1_description,
+           max(CASE WHEN rank = 1 THEN reason END) AS recommendation_1_reason,
+           max(CASE WHEN rank = 2 THEN stock_code END) AS recommendation_2_stock_code,
+           max(CASE WHEN rank = 2 THEN description END) AS recommendation_2_description,
+           max(CASE WHEN rank = 3 THEN stock_code END) AS recommendation_3_stock_code,
+           max(CASE WHEN rank = 3 THEN description END) AS recommendation_3_description
     FROM analytics.recommendations
     WHERE setting = '{setting}' AND rank <= 3
     GROUP BY customer_id
@@ -119,14 +119,14 @@ SELECT
     t.recommendation_3_description,
     s.marketing_action
 FROM analytics.rfm AS r
-LEFT JOIN home_country AS h USING (customer_id)
-LEFT JOIN analytics.customer_clusters AS c USING (customer_id)
+LEFT JOIN home_country AS h ON h.customer_id = r.customer_id
+LEFT JOIN analytics.customer_clusters AS c ON c.customer_id = r.customer_id
 LEFT JOIN analytics.cluster_profiles AS kp ON kp.model = 'kmeans' AND kp.cluster = c.kmeans_cluster
 LEFT JOIN analytics.cluster_profiles AS gp ON gp.model = 'gmm' AND gp.cluster = c.gmm_cluster
-LEFT JOIN analytics.customer_predictions AS p USING (customer_id)
+LEFT JOIN analytics.customer_predictions AS p ON p.customer_id = r.customer_id
 LEFT JOIN analytics.customer_centrality AS n ON n.node = r.customer_id
-LEFT JOIN top_recommendations AS t USING (customer_id)
-LEFT JOIN analytics.rfm_segment_summary AS s USING (segment)
+LEFT JOIN top_recommendations AS t ON t.customer_id = r.customer_id
+LEFT JOIN analytics.rfm_segment_summary AS s ON s.segment = r.segment
 """
 
 _SEGMENT_OVERVIEW = """
@@ -303,74 +303,9 @@ WHERE days_since_last_sale > {stall_days}
 # run there. Differences: FILTER clauses become CASE inside the aggregate, ``first(x ORDER BY ...)`` a QUALIFY
 # row_number() = 1, ``list``/``unnest`` ARRAY_AGG ... WITHIN GROUP and LATERAL FLATTEN, date arithmetic
 # DATEADD/DATEDIFF, and integer ratios are computed in FLOAT (Snowflake divides NUMBERs to a fixed scale).
-_SNOWFLAKE_CUSTOMER_360 = """
-WITH country_invoices AS (
-    SELECT customer_id, country, count(DISTINCT invoice) AS invoices
-    FROM staging.cleaned_transactions
-    WHERE customer_id IS NOT NULL
-    GROUP BY customer_id, country
-), home_country AS (
-    SELECT customer_id, country
-    FROM country_invoices
-    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY invoices DESC, country) = 1
-), top_recommendations AS (
-    SELECT customer_id,
-           max(CASE WHEN rank = 1 THEN stock_code END) AS recommendation_1_stock_code,
-           max(CASE WHEN rank = 1 THEN description END) AS recommendation_1_description,
-           max(CASE WHEN rank = 1 THEN reason END) AS recommendation_1_reason,
-           max(CASE WHEN rank = 2 THEN stock_code END) AS recommendation_2_stock_code,
-           max(CASE WHEN rank = 2 THEN description END) AS recommendation_2_description,
-           max(CASE WHEN rank = 3 THEN stock_code END) AS recommendation_3_stock_code,
-           max(CASE WHEN rank = 3 THEN description END) AS recommendation_3_description
-    FROM analytics.recommendations
-    WHERE setting = '{setting}' AND rank <= 3
-    GROUP BY customer_id
-)
-SELECT
-    r.customer_id,
-    h.country,
-    r.segment,
-    r.rfm_score,
-    r.r_score,
-    r.f_score,
-    r.m_score,
-    r.recency_days,
-    r.frequency,
-    r.monetary,
-    r.avg_basket_value,
-    r.returns_value,
-    r.first_purchase_date,
-    r.last_purchase_date,
-    r.tenure_days,
-    c.kmeans_cluster,
-    kp.name AS kmeans_cluster_name,
-    c.gmm_cluster,
-    gp.name AS gmm_cluster_name,
-    c.gmm_probability,
-    p.purchase_probability_90d,
-    p.predicted_revenue_90d,
-    p.expected_value,
-    n.degree AS network_degree,
-    n.eigenvector_centrality AS network_eigenvector_centrality,
-    n.community AS network_community,
-    t.recommendation_1_stock_code,
-    t.recommendation_1_description,
-    t.recommendation_1_reason,
-    t.recommendation_2_stock_code,
-    t.recommendation_2_description,
-    t.recommendation_3_stock_code,
-    t.recommendation_3_description,
-    s.marketing_action
-FROM analytics.rfm AS r
-LEFT JOIN home_country AS h ON h.customer_id = r.customer_id
-LEFT JOIN analytics.customer_clusters AS c ON c.customer_id = r.customer_id
-LEFT JOIN analytics.cluster_profiles AS kp ON kp.model = 'kmeans' AND kp.cluster = c.kmeans_cluster
-LEFT JOIN analytics.cluster_profiles AS gp ON gp.model = 'gmm' AND gp.cluster = c.gmm_cluster
-LEFT JOIN analytics.customer_predictions AS p ON p.customer_id = r.customer_id
-LEFT JOIN analytics.customer_centrality AS n ON n.node = r.customer_id
-LEFT JOIN top_recommendations AS t ON t.customer_id = r.customer_id
-LEFT JOIN analytics.rfm_segment_summary AS s ON s.segment = r.segment
-"""
+# customer_360 is written in the common subset (QUALIFY, CASE inside aggregates, ON joins all run in DuckDB),
+# so the dialects share one text.
+_SNOWFLAKE_CUSTOMER_360 = _CUSTOMER_360
 
 _SNOWFLAKE_SEGMENT_OVERVIEW = """
 WITH predicted AS (

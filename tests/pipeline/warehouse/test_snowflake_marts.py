@@ -20,17 +20,19 @@ fakesnow = pytest.importorskip("fakesnow")
 snowflake_connector = pytest.importorskip("snowflake.connector")
 
 #: SHA-256 (first 16 hex digits) of each DuckDB view text as it was before the Snowflake dialect was added.
-#: A deliberate change of a DuckDB view changes its digest here too.
+#: A deliberate change of a DuckDB view changes its digest here too: customer_360 was rewritten in the subset
+#: both dialects run (QUALIFY instead of first(... ORDER BY), CASE instead of FILTER, ON instead of USING),
+#: same rows, so the two dialects share one text.
 DUCKDB_DIGESTS = {
     "default": {
-        "customer_360": "19c296a6ef481a66",
+        "customer_360": "0dae865df801a064",
         "segment_overview": "2302a3cae75cd265",
         "top_rules": "33c572a2db5e87bd",
         "product_360": "5e3b80d977524e43",
         "slow_movers": "f75ddd3c1d3380a4",
     },
     "custom": {
-        "customer_360": "d8a7d83b45ab1bc5",
+        "customer_360": "6795e13d54ad7d7a",
         "segment_overview": "2302a3cae75cd265",
         "top_rules": "9494c9a5c7555003",
         "product_360": "e5694a1873fe1a8d",
