@@ -148,6 +148,32 @@ def default_reference_date(cleaned: Lines) -> pd.Timestamp:
     return invoice_date_range(cleaned)[1].normalize() + pd.Timedelta(days=1)
 
 
+def checked_reference_date(last_purchase: pd.Timestamp, reference_date: object = None) -> pd.Timestamp:
+    """The day recency is measured from: ``reference_date``, by default the day after the last purchase.
+
+    Shared by the embedded and the Spark RFM, so that both engines measure from the same day.
+
+    Args:
+        last_purchase: The latest invoice date of the lines.
+        reference_date: The requested day, or ``None``.
+
+    Returns:
+        The reference day, normalized to midnight.
+
+    Raises:
+        ValueError: If ``reference_date`` falls before the day of the last purchase.
+    """
+    last_date = pd.Timestamp(last_purchase).normalize()
+    if reference_date is None:
+        return last_date + pd.Timedelta(days=1)
+    reference = pd.Timestamp(reference_date).normalize()
+    if reference < last_date:
+        raise ValueError(
+            f"reference_date {reference.date()} is before the last purchase date {last_date.date()}"
+        )
+    return reference
+
+
 def rfm_table(
     cleaned: Lines,
     *,
@@ -176,16 +202,7 @@ def rfm_table(
     Raises:
         ValueError: If ``reference_date`` falls before the last purchase date in ``cleaned``.
     """
-    last_date = invoice_date_range(cleaned)[1].normalize()
-    reference = (
-        last_date + pd.Timedelta(days=1)
-        if reference_date is None
-        else pd.Timestamp(reference_date).normalize()
-    )
-    if reference < last_date:
-        raise ValueError(
-            f"reference_date {reference.date()} is before the last purchase date {last_date.date()}"
-        )
+    reference = checked_reference_date(invoice_date_range(cleaned)[1], reference_date)
 
     sql = """
         SELECT

@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipeline.common.lines import CANCELLATION_REASON
-from pipeline.customers.rfm_segments import SEGMENT_RULES
+from pipeline.customers.rfm_segments import SEGMENT_RULES, checked_reference_date
 from pipeline.spark.session import ParquetStage, to_pandas
 
 _COLUMNS = {
@@ -106,17 +106,7 @@ def rfm_table(
     """
     needed = ["customer_id", "invoice", "invoice_date", "revenue", "stock_code"]
     lines = stage.put("rfm_cleaned", cleaned[needed])
-    last = lines.agg(F.max("invoice_date")).first()[0]
-    last_date = pd.Timestamp(last).normalize()
-    reference = (
-        last_date + pd.Timedelta(days=1)
-        if reference_date is None
-        else pd.Timestamp(reference_date).normalize()
-    )
-    if reference < last_date:
-        raise ValueError(
-            f"reference_date {reference.date()} is before the last purchase date {last_date.date()}"
-        )
+    reference = checked_reference_date(lines.agg(F.max("invoice_date")).first()[0], reference_date)
     day = F.lit(reference.strftime("%Y-%m-%d")).cast("date")
     rfm = (
         lines.filter(F.col("customer_id").isNotNull())
