@@ -242,8 +242,22 @@ class SnowflakeWarehouseIOManager(SnowflakePandasIOManager):
         return manager
 
 
+#: Why a step that reads the warehouse with DuckDB's API fails on Snowflake (see README "Scaling out").
+DUCKDB_ONLY = (
+    "{what} is DuckDB's API, which this step uses to read the warehouse: on a Snowflake warehouse only the IO "
+    "manager and the marts views run so far (schema validation and the steps that query sales lines in the "
+    "warehouse are DuckDB-only; README, 'Scaling out')"
+)
+
+
 class SnowflakeResult:
     """The result of one statement, read like a DuckDB relation (``fetchone``, ``fetchall``, ``df``)."""
+
+    def __getattr__(self, name: str):
+        """Refuse the rest of DuckDB's relation API with a message saying what runs on Snowflake."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(DUCKDB_ONLY.format(what=f"relation.{name}"))
 
     def __init__(self, cursor) -> None:
         self._cursor = cursor
@@ -279,6 +293,12 @@ class SnowflakeSession:
 
     def __init__(self, connection) -> None:
         self.connection = connection
+
+    def __getattr__(self, name: str):
+        """Refuse the rest of DuckDB's connection API with a message saying what runs on Snowflake."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(DUCKDB_ONLY.format(what=f"connection.{name}"))
 
     def execute(self, query: str, parameters: Sequence | None = None) -> SnowflakeResult:
         """Run one statement."""

@@ -209,3 +209,28 @@ def test_marts_assets_materialize_on_snowflake(full_warehouse):
     assert counts == expected
     unique = [e for e in result.get_asset_check_evaluations() if e.check_name == "key_is_unique"]
     assert len(unique) == len(views) and all(e.passed for e in unique)
+
+
+def test_duckdb_only_steps_say_what_runs_on_snowflake():
+    """A step that reads the warehouse through DuckDB's API fails with a message naming the limit."""
+    from assets import ingest, staging
+    from resources import ComputeEngine, InvoiceSource
+    from resources.snowflake import DUCKDB_ONLY
+
+    modules = [ingest, staging]
+    with fakesnow.patch():
+        result = dg.materialize(
+            [*dg.load_assets_from_modules(modules), *dg.load_asset_checks_from_modules(modules)],
+            resources={"io_manager": SnowflakeWarehouseIOManager(**CREDENTIALS),
+                       "warehouse": SnowflakeWarehouse(**CREDENTIALS),
+                       "invoice_source": InvoiceSource(location="synthetic", synthetic_lines=1_000),
+                       "engine": ComputeEngine()},
+            raise_on_error=False,
+        )
+    assert not result.success
+    # The raw table itself is written to Snowflake; its schema check is the first DuckDB-only step.
+    assert result.asset_materializations_for_node("raw_invoices")
+    failures = [event for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failures
+    messages = " ".join(str(event.event_specific_data.error.to_string()) for event in failures)
+    assert DUCKDB_ONLY.split("{what}")[1][:60] in messages
