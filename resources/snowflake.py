@@ -244,9 +244,9 @@ class SnowflakeWarehouseIOManager(SnowflakePandasIOManager):
 
 #: Why a step that reads the warehouse with DuckDB's API fails on Snowflake (see README "Scaling out").
 DUCKDB_ONLY = (
-    "{what} is DuckDB's API, which this step uses to read the warehouse: on a Snowflake warehouse only the IO "
-    "manager and the marts views run so far (schema validation and the steps that query sales lines in the "
-    "warehouse are DuckDB-only; README, 'Scaling out')"
+    "{what} is DuckDB's API, which this step uses to read the warehouse: on a Snowflake warehouse only the "
+    "IO manager and the marts views run so far (schema validation and the steps that query sales lines in "
+    "the warehouse are DuckDB-only; README, 'Scaling out')"
 )
 
 
