@@ -27,6 +27,7 @@ from pydantic import Field
 
 from pipeline.common.sql import checked_identifier, sql_literal
 from resources import publication
+from resources.warehouse import stored_schema
 
 #: Snowflake connector type codes of semi-structured columns (VARIANT, OBJECT, ARRAY), returned as JSON text.
 _SEMI_STRUCTURED = {5, 9, 10}
@@ -93,7 +94,7 @@ def write_table(
     *,
     table_comment: str | None = None,
     column_comments: Mapping[str, str] | None = None,
-) -> None:
+) -> dict[str, str]:
     """Replace ``database.schema.table`` with ``frame``: readers see the old table or the new one, never half.
 
     The rows are loaded into a separate table with ``write_pandas`` first, then one
@@ -108,6 +109,9 @@ def write_table(
         frame: The rows; column names snake_case.
         table_comment: Comment of the table.
         column_comments: Comments of columns, by column name.
+
+    Returns:
+        The Snowflake type each column was stored as, by column name, in column order.
     """
     from snowflake.connector.pandas_tools import write_pandas
 
@@ -139,6 +143,7 @@ def write_table(
         if comment and name in types:
             column = checked_identifier(name).upper()
             cursor.execute(f"ALTER TABLE {target} ALTER COLUMN {column} COMMENT {sql_literal(comment)}")
+    return types
 
 
 def cursor_frame(cursor) -> pd.DataFrame:
@@ -184,10 +189,10 @@ class SnowflakeTableHandler(SnowflakePandasTypeHandler):
     def handle_output(
         self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection
     ) -> None:
-        """Replace the table with ``obj``; record row count and column types."""
+        """Replace the table with ``obj``; record row count and the stored column types."""
         metadata = context.definition_metadata or {}
         schema = metadata.get("dagster/column_schema")
-        write_table(
+        stored = write_table(
             connection,
             table_slice.database,
             table_slice.schema,
@@ -199,9 +204,7 @@ class SnowflakeTableHandler(SnowflakePandasTypeHandler):
         context.add_output_metadata(
             {
                 "dagster/row_count": len(obj),
-                "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in obj.dtypes.items()]
-                ),
+                "dagster/column_schema": stored_schema(list(stored.items()), context),
             }
         )
 

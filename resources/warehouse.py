@@ -42,9 +42,10 @@ def _comment(connection, metadata: dict, name: str, frame: pd.DataFrame) -> None
 
 
 def stored_schema(columns: list[tuple[str, str]], context: dg.OutputContext) -> dg.TableSchema:
-    """The column schema of a stored table: DuckDB's types, the descriptions declared on the asset.
+    """The column schema of a stored table: the warehouse's types, the descriptions declared on the asset.
 
-    The types are the warehouse's (``BIGINT``, ``VARCHAR``...), not the pandas dtypes of the frame written:
+    Used by the DuckDB and the Snowflake IO managers. The types are the warehouse's (``BIGINT``, ``VARCHAR``,
+    ``NUMBER(38,0)``...), not the pandas dtypes of the frame written:
     the same table can be written from frames typed differently (Arrow-backed text from a fresh parse, Python
     strings from lines kept from the previous run), and the WARN column-schema-change checks must flag a change
     analysts see, not one of the route the frame took.

@@ -22,6 +22,7 @@ from resources.snowflake import (  # noqa: E402 - after the skip when the Snowfl
     SnowflakeSession,
     SnowflakeWarehouse,
     SnowflakeWarehouseIOManager,
+    column_type,
     write_table,
 )
 
@@ -143,6 +144,14 @@ def test_io_manager_round_trips_every_column_kind_and_replaces_tables():
     assert comment == "One sample row per customer."
     assert list(replaced.columns) == ["customer_id"] and replaced.empty
     assert leftovers == 0
+    # The column schema in the metadata is the stored Snowflake types, not the frame's pandas dtypes.
+    (event,) = [e for e in result.get_asset_materialization_events()
+                if e.asset_key == dg.AssetKey(["analytics", "sample_rows"])]
+    schema = event.materialization.metadata["dagster/column_schema"].value
+    assert {column.name: column.type for column in schema.columns} == {
+        name: column_type(SAMPLE[name]) for name in SAMPLE.columns
+    }
+    assert schema.columns[0].type == "NUMBER(38,0)"
 
 
 def _duckdb_table(database: str, relation: str) -> pd.DataFrame:
