@@ -124,22 +124,26 @@ def _concat(pieces: list[pd.DataFrame]) -> pd.DataFrame:
         return pieces[0]
     mixed = [column for column in RAW_COLUMNS if len({str(piece[column].dtype) for piece in pieces}) > 1]
     if mixed:
-        pieces = [piece.assign(**{column: _alike(piece[column], pieces, column) for column in mixed})
-                  for piece in pieces]
+        integers = {
+            column for column in mixed
+            if all(pd.api.types.is_integer_dtype(piece[column].dtype) for piece in pieces)
+        }
+        pieces = [
+            piece.assign(**{column: _alike(piece[column], integer=column in integers) for column in mixed})
+            for piece in pieces
+        ]
     return pd.concat(pieces, ignore_index=True)
 
 
-def _alike(column: pd.Series, pieces: list[pd.DataFrame], name: str) -> pd.Series:
-    """``column`` in the type every piece's ``name`` column can take.
+def _alike(column: pd.Series, *, integer: bool) -> pd.Series:
+    """``column`` in the type every part's column can take.
 
-    Nullable ``Int64`` when all of them are integers (``Int64`` from a fresh parse, ``int64`` kept from the
-    warehouse), else Python objects. Integers must not become Python objects: the warehouse would then store
-    them as ``INTEGER`` instead of ``BIGINT``, and the table's column type would depend on how its lines were
-    ingested.
+    Nullable ``Int64`` when the column holds integers in every part (``Int64`` from a fresh parse, ``int64``
+    kept from the warehouse), else Python objects. Integers must not become Python objects: the warehouse
+    would then store them as ``INTEGER`` instead of ``BIGINT``, and the table's column type would depend on
+    how its lines were ingested.
     """
-    if all(pd.api.types.is_integer_dtype(piece[name].dtype) for piece in pieces):
-        return column.astype("Int64")
-    return _python_objects(column)
+    return column.astype("Int64") if integer else _python_objects(column)
 
 
 def _python_objects(column: pd.Series) -> pd.Series:
