@@ -46,8 +46,8 @@ def rfm(warehouse: Warehouse, engine: ComputeEngine) -> dg.Output[pd.DataFrame]:
         if engine.is_spark:
             from pipeline.spark import rfm as spark_rfm  # pyspark is imported only when Spark is selected
 
-            table = spark_rfm.rfm_table(engine.session(), conn.table(lines.cleaned.name).df(),
-                                        rejected=conn.table(lines.rejected.name).df(), stage=engine.stage())
+            cleaned, rejected = (conn.sql(f"SELECT * FROM {table.name}").df() for table in lines)
+            table = spark_rfm.rfm_table(engine.session(), cleaned, rejected=rejected, stage=engine.stage())
         else:
             table = rfm_segments.rfm_table(lines.cleaned, rejected=lines.rejected)
     return dg.Output(table, metadata={"customers": len(table), "engine": engine.name,

@@ -1,8 +1,9 @@
 """Export assets: parquet files and Tableau extracts of the published snapshot. Logic: pipeline.exports.
 
 Both read the analyst copy read-only, after ``publish/analyst_copy`` (so only a run whose every step and
-blocking check passed is exported), and write a new versioned prefix under ``RETAIL_EXPORT`` before moving its
-``latest.json`` pointer (see ``pipeline.exports.layout``).
+blocking check passed is exported); on a Snowflake warehouse, which has no analyst copy, they read its tables.
+They write a new versioned prefix under ``RETAIL_EXPORT`` before moving its ``latest.json`` pointer (see
+``pipeline.exports.layout``).
 """
 
 import datetime as dt
@@ -13,6 +14,7 @@ import pyarrow as pa
 
 from assets.publish import ANALYST_COPY
 from pipeline.exports import formats, layout, tables
+from resources import Warehouse
 from resources.export import ExportTarget
 
 WAREHOUSE_PARQUET = dg.AssetKey(["exports", "warehouse_parquet"])
@@ -22,16 +24,24 @@ TABLEAU_EXTRACTS = dg.AssetKey(["exports", "tableau_extracts"])
 def _export(
     context: dg.AssetExecutionContext,
     target: ExportTarget,
+    warehouse: Warehouse,
     kind: str,
     relations: tuple[tables.ExportTable, ...],
     **encoding,
 ) -> dg.MaterializeResult:
-    """Export ``relations`` of the analyst copy as one versioned export of ``kind`` and make it current."""
+    """Export ``relations`` of the analyst copy (of Snowflake's tables) as one versioned export; make it current."""
     started = time.perf_counter()
     run_id = context.run.run_id
     prefix = layout.export_prefix(kind, dt.datetime.now(dt.UTC), run_id)
-    snapshot = target.snapshot_description()
-    with target.snapshot() as conn:
+    if warehouse.dialect == "snowflake":
+        # No analyst copy: Snowflake serves readers while runs write, so the tables are read where they are
+        # (the DuckDB SQL of the export tables runs translated).
+        read_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        snapshot = f"snowflake://{warehouse.account}/{warehouse.database} (tables read {read_at})"
+        source = warehouse.connect(read_only=True)
+    else:
+        snapshot, source = target.snapshot_description(), target.snapshot()
+    with source as conn:
 
         def read(table: tables.ExportTable) -> pa.Table:
             return conn.sql(table.select_sql()).to_arrow_table()
@@ -56,15 +66,19 @@ def _export(
 
 @dg.asset(key=WAREHOUSE_PARQUET, deps=[ANALYST_COPY], group_name="exports", kinds={"parquet", "s3"},
           owners=["team:data-engineering"])
-def warehouse_parquet(context: dg.AssetExecutionContext, export_target: ExportTarget) -> dg.MaterializeResult:
+def warehouse_parquet(
+    context: dg.AssetExecutionContext, export_target: ExportTarget, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """Every marts view and the model tables analysts use, one parquet file each, with a manifest."""
-    return _export(context, export_target, "parquet", tables.warehouse_tables(),
+    return _export(context, export_target, warehouse, "parquet", tables.warehouse_tables(),
                    encode=formats.parquet_bytes, suffix=".parquet")
 
 
 @dg.asset(key=TABLEAU_EXTRACTS, deps=[ANALYST_COPY], group_name="exports", kinds={"tableau", "s3"},
           owners=["team:analytics"])
-def tableau_extracts(context: dg.AssetExecutionContext, export_target: ExportTarget) -> dg.MaterializeResult:
+def tableau_extracts(
+    context: dg.AssetExecutionContext, export_target: ExportTarget, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """One Tableau .hyper extract per marts view, with a manifest."""
-    return _export(context, export_target, "tableau", tables.mart_tables(),
+    return _export(context, export_target, warehouse, "tableau", tables.mart_tables(),
                    encode=formats.hyper_bytes, suffix=".hyper", mapping=formats.hyper_ready)

@@ -100,7 +100,7 @@ def customer_intelligence_report(
 ) -> dg.MaterializeResult:
     """Self-contained HTML report with the headline numbers, plots and tables of every stage."""
     with warehouse.connect() as conn:
-        data = report.load_report_data(conn)
+        data = report.load_report_data(conn, dialect=warehouse.dialect)
     reused = asset_plots(context, data) if config.reuse_asset_plots else {}
     page = report.render_report(data, generated_at=pd.Timestamp.now(), dpi=config.dpi, figures=reused)
     target = Path(config.path).expanduser().resolve()

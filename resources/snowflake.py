@@ -25,6 +25,7 @@ from dagster_snowflake_pandas import SnowflakePandasIOManager
 from dagster_snowflake_pandas.snowflake_pandas_type_handler import SnowflakePandasTypeHandler
 from pydantic import Field
 
+from pipeline.common import dialects
 from pipeline.common.sql import checked_identifier, sql_literal
 from resources import publication
 from resources.warehouse import stored_schema
@@ -64,9 +65,11 @@ def column_type(series: pd.Series) -> str:
         return "NUMBER(38,0)"
     if pd.api.types.is_float_dtype(dtype):
         return "FLOAT"
-    if isinstance(dtype, pd.DatetimeTZDtype):
+    if isinstance(dtype, pd.DatetimeTZDtype) or (
+            isinstance(dtype, pd.ArrowDtype) and pa.types.is_timestamp(dtype.pyarrow_dtype)
+            and dtype.pyarrow_dtype.tz is not None):
         return "TIMESTAMP_TZ"
-    if pd.api.types.is_datetime64_dtype(dtype):
+    if pd.api.types.is_datetime64_any_dtype(dtype):  # NumPy's or Arrow's (the staging tables are Arrow-backed)
         return "TIMESTAMP_NTZ"
     values = series.dropna()
     if len(values) and isinstance(values.iloc[0], (list, tuple, np.ndarray)):
@@ -142,7 +145,7 @@ def write_table(
     for name, comment in (column_comments or {}).items():
         if comment and name in types:
             column = checked_identifier(name).upper()
-            cursor.execute(f"ALTER TABLE {target} ALTER COLUMN {column} COMMENT {sql_literal(comment)}")
+            cursor.execute(f"COMMENT ON COLUMN {target}.{column} IS {sql_literal(comment)}")
     return types
 
 
@@ -288,14 +291,18 @@ class SnowflakeResult:
 
 
 class SnowflakeSession:
-    """A Snowflake connection used like a DuckDB one: ``execute(sql, params)`` and ``sql(sql)``.
+    """A Snowflake connection used like a DuckDB one: ``execute(sql, params)``, ``sql(sql)``, ``query``.
 
-    Placeholders are ``?`` as in DuckDB (the connection is opened with ``paramstyle="qmark"``). Only the
-    calling convention is shared: the SQL itself must be Snowflake's.
+    The SQL a session takes is the pipeline's, written in DuckDB's dialect: it is translated to Snowflake's
+    (``pipeline.common.dialects.to_snowflake``), so the EDA, RFM, prediction, basket, check and report
+    queries run inside Snowflake unchanged. :attr:`native` is the same connection taking Snowflake's own
+    SQL as is (the marts views, which keep a Snowflake text). Placeholders are ``?`` (the connection is
+    opened with ``paramstyle="qmark"``) or, translated, DuckDB's ``$name``.
     """
 
-    def __init__(self, connection) -> None:
+    def __init__(self, connection, *, translate: bool = True) -> None:
         self.connection = connection
+        self.translates = translate
 
     def __getattr__(self, name: str):
         """Refuse the rest of DuckDB's connection API with a message saying what runs on Snowflake."""
@@ -303,15 +310,48 @@ class SnowflakeSession:
             raise AttributeError(name)
         raise AttributeError(DUCKDB_ONLY.format(what=f"connection.{name}"))
 
-    def execute(self, query: str, parameters: Sequence | None = None) -> SnowflakeResult:
-        """Run one statement."""
+    @property
+    def native(self) -> SnowflakeSession:
+        """The same connection, taking Snowflake SQL as it is written."""
+        return self if not self.translates else SnowflakeSession(self.connection, translate=False)
+
+    def execute(
+        self,
+        query: str,
+        parameters: Sequence | Mapping | None = None,
+        *,
+        tables: Mapping[str, str] | None = None,
+    ) -> SnowflakeResult:
+        """Run one statement.
+
+        Args:
+            query: DuckDB SQL (Snowflake SQL on a :attr:`native` session).
+            parameters: Positional values for ``?``, or named values for DuckDB's ``$name``.
+            tables: Relation names of ``query`` standing for stored tables (``{"cleaned":
+                "staging.cleaned_transactions"}``); translated sessions only.
+
+        Returns:
+            The result, read like a DuckDB relation.
+        """
+        if self.translates:
+            query, parameters = dialects.to_snowflake(query, parameters, tables=tables)
         cursor = self.connection.cursor()
-        cursor.execute(query, list(parameters) if parameters is not None else None)
+        cursor.execute(query, list(parameters) if parameters else None)
         return SnowflakeResult(cursor)
 
-    def sql(self, query: str) -> SnowflakeResult:
+    def sql(self, query: str, params: Sequence | Mapping | None = None) -> SnowflakeResult:
         """Run one query (DuckDB's ``connection.sql``)."""
-        return self.execute(query)
+        return self.execute(query, params)
+
+    def query(
+        self, sql: str, params: Mapping | Sequence | None = None, *, tables: Mapping[str, str]
+    ) -> pd.DataFrame:
+        """Run a DuckDB query over stored tables named by ``tables`` and return its rows.
+
+        ``pipeline.common.lines.query_frames`` calls this for the lines stored in Snowflake: the query runs
+        where the lines are, and only its result is fetched.
+        """
+        return self.execute(sql, params, tables=tables).df()
 
 
 class SnowflakeWarehouse(dg.ConfigurableResource):
@@ -372,7 +412,7 @@ class SnowflakeWarehouse(dg.ConfigurableResource):
     def table_exists(self, schema: str, table: str) -> bool:
         """Tell whether ``schema.table`` exists."""
         with self.connect() as conn:
-            (found,) = conn.execute(
+            (found,) = conn.native.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
                 [schema.upper(), table.upper()],
             ).fetchone()
@@ -401,19 +441,19 @@ class SnowflakeWarehouse(dg.ConfigurableResource):
             )
             params = [json.dumps([str(value) for value in values])]
         with self.connect() as conn:
-            return conn.execute(sql, params).df()
+            return conn.native.execute(sql, params).df()
 
     def row_counts(self) -> pd.DataFrame:
         """Row count of every table and view in the database, by schema and name (lower-case)."""
         with self.connect() as conn:
-            tables = conn.execute(
+            tables = conn.native.execute(
                 "SELECT table_schema, table_name FROM information_schema.tables "
                 "WHERE table_schema <> 'INFORMATION_SCHEMA' ORDER BY 1, 2"
             ).fetchall()
             count = "SELECT count(*) FROM {}"
             rows = [
                 (schema.lower(), table.lower(),
-                 conn.execute(count.format(snowflake_name(self.database, schema, table))).fetchone()[0])
+                 conn.native.execute(count.format(snowflake_name(self.database, schema, table))).fetchone()[0])
                 for schema, table in tables
             ]
         return pd.DataFrame(rows, columns=["schema", "table", "rows"])

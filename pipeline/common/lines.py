@@ -40,13 +40,15 @@ PRODUCT_CANCELLATIONS_SQL = """
 
 @dataclass(frozen=True)
 class StoredTable:
-    """A table of an open DuckDB database, queried where it is stored.
+    """A table of an open warehouse, queried where it is stored.
 
     Every function here that takes sales lines accepts one in place of a DataFrame: the SQL then runs on
     ``connection``, reading only the columns it needs, and nothing but the small result reaches pandas.
 
     Attributes:
-        connection: An open connection to the database holding the table.
+        connection: An open connection to the database holding the table: DuckDB's, or a session of another
+            warehouse offering ``query(sql, params, tables=...)`` that runs the DuckDB query translated
+            (``resources.snowflake.SnowflakeSession``).
         name: The table's schema-qualified name, e.g. ``"staging.cleaned_transactions"``.
     """
 
@@ -81,7 +83,8 @@ def query_frames(sql: str, params: dict[str, object] | None = None, **frames: Li
 
     DataFrames alone are registered on a fresh in-memory DuckDB connection. When some frames are
     :class:`StoredTable`, the query runs on their connection instead (DataFrames are registered there too);
-    the names are unregistered afterwards, so the connection is left as it was.
+    the names are unregistered afterwards, so the connection is left as it was. On a warehouse other than
+    DuckDB the query is translated and runs there, over stored tables only.
 
     Args:
         sql: A DuckDB query referring to the frames by their keyword names.
@@ -92,11 +95,18 @@ def query_frames(sql: str, params: dict[str, object] | None = None, **frames: Li
         The query result as a pandas DataFrame.
 
     Raises:
-        ValueError: If stored tables of different connections are mixed.
+        ValueError: If stored tables of different connections are mixed, or DataFrames with tables stored
+            outside DuckDB.
     """
     connections = {id(f.connection): f.connection for f in frames.values() if isinstance(f, StoredTable)}
     if len(connections) > 1:
         raise ValueError("stored tables queried together must share one connection")
+    if connections and not isinstance(con := next(iter(connections.values())), duckdb.DuckDBPyConnection):
+        # Another warehouse (Snowflake): it runs the query itself, translated, over its stored tables.
+        local = sorted(name for name, frame in frames.items() if not isinstance(frame, StoredTable))
+        if local:
+            raise ValueError(f"frames {local} cannot be queried together with tables stored outside DuckDB")
+        return con.query(sql, params, tables={name: frame.name for name, frame in frames.items()})
     if not connections:
         with duckdb.connect() as con:
             for name, frame in frames.items():

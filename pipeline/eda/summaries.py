@@ -205,8 +205,10 @@ def cohort_retention(cleaned: Lines) -> pd.DataFrame:
         (0 = acquisition month), ``active_customers``, ``cohort_size`` and
         ``retention_rate = active_customers / cohort_size``; ordered by cohort then month.
     """
+    # The grid's month offsets come from a recursive CTE rather than unnest(range(...)), so that the same
+    # text also runs in Snowflake (pipeline.common.dialects), which has no range table function.
     sql = """
-        WITH customer_months AS (
+        WITH RECURSIVE customer_months AS (
             SELECT DISTINCT customer_id, date_trunc('month', invoice_date) AS month
             FROM cleaned WHERE customer_id IS NOT NULL
         ),
@@ -222,10 +224,20 @@ def cohort_retention(cleaned: Lines) -> pd.DataFrame:
             FROM customer_months AS m JOIN cohorts AS c USING (customer_id)
             GROUP BY 1, 2
         ),
+        span AS (
+            SELECT min(month) AS first_month, max(month) AS last_month FROM customer_months
+        ),
+        offsets AS (
+            SELECT 0 AS months_since_first
+            UNION ALL
+            SELECT o.months_since_first + 1
+            FROM offsets AS o, span
+            WHERE o.months_since_first < datediff('month', span.first_month, span.last_month)
+        ),
         grid AS (
-            SELECT s.cohort_month, s.cohort_size,
-                   unnest(range(0, datediff('month', s.cohort_month, l.last_month) + 1)) AS months_since_first
-            FROM sizes AS s, (SELECT max(month) AS last_month FROM customer_months) AS l
+            SELECT s.cohort_month, s.cohort_size, o.months_since_first
+            FROM sizes AS s, span, offsets AS o
+            WHERE o.months_since_first <= datediff('month', s.cohort_month, span.last_month)
         )
         SELECT g.cohort_month, g.months_since_first,
                coalesce(a.active_customers, 0) AS active_customers,

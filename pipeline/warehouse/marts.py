@@ -698,6 +698,11 @@ class SqlConnection(Protocol):
         """Run one statement; the result has ``fetchall()``, ``fetchone()`` and ``df()``."""
 
 
+def _native(connection: SqlConnection) -> SqlConnection:
+    """The connection taking Snowflake SQL as written (a ``SnowflakeSession`` translates DuckDB SQL)."""
+    return getattr(connection, "native", connection)
+
+
 def column_comments(connection: SqlConnection, relation: str, *, dialect: str = "duckdb") -> pd.DataFrame:
     """List the columns of a table or view with their types and comments.
 
@@ -713,7 +718,7 @@ def column_comments(connection: SqlConnection, relation: str, *, dialect: str = 
     _dialect_sql(dialect)
     schema, name = relation.split(".")
     if dialect == "snowflake":
-        columns = connection.execute(
+        columns = _native(connection).execute(
             "SELECT column_name, data_type, comment FROM information_schema.columns "
             "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             [schema.upper(), name.upper()],
@@ -726,6 +731,29 @@ def column_comments(connection: SqlConnection, relation: str, *, dialect: str = 
         "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
         [schema, name],
     ).df()
+
+
+def view_comment(connection: SqlConnection, relation: str, *, dialect: str = "duckdb") -> str | None:
+    """The comment of a view (``None`` when it has none or does not exist).
+
+    Args:
+        connection: A connection to the warehouse.
+        relation: ``schema.name`` of the view.
+        dialect: ``"duckdb"`` reads ``duckdb_views()``; ``"snowflake"`` the database's
+            ``information_schema.views``.
+    """
+    _dialect_sql(dialect)
+    schema, name = relation.split(".")
+    if dialect == "snowflake":
+        found = _native(connection).execute(
+            "SELECT comment FROM information_schema.views WHERE table_schema = ? AND table_name = ?",
+            [schema.upper(), name.upper()],
+        ).fetchall()
+    else:
+        found = connection.execute(
+            "SELECT comment FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", [schema, name]
+        ).fetchall()
+    return found[0][0] if found else None
 
 
 def describe_columns(connection: SqlConnection, view: MartView, *, dialect: str = "duckdb") -> pd.DataFrame:
@@ -759,7 +787,7 @@ def publish_views(
     In DuckDB, in one transaction: readers see either all the previous views or all the new ones; on any
     error nothing changes. Snowflake commits each DDL statement by itself, so there each view is replaced
     atomically (``CREATE OR REPLACE``) but a failure can leave the earlier views new and the later ones old;
-    the comments are written with ``ALTER VIEW ... ALTER COLUMN ... COMMENT``.
+    the column comments are written with ``COMMENT ON COLUMN``.
 
     Args:
         connection: A writable connection to the warehouse.
@@ -796,6 +824,7 @@ def publish_views(
 def _publish_snowflake_views(connection: SqlConnection, views: list[MartView]) -> dict[str, pd.DataFrame]:
     """:func:`publish_views` in Snowflake: each view with its comment, then the comments of its columns."""
     described: dict[str, pd.DataFrame] = {}
+    connection = _native(connection)
     connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     for view in views:
         connection.execute(
@@ -806,8 +835,8 @@ def _publish_snowflake_views(connection: SqlConnection, views: list[MartView]) -
         for name, description in zip(columns["column_name"], columns["description"], strict=True):
             if description:
                 connection.execute(
-                    f"ALTER VIEW {view.qualified_name} ALTER COLUMN {checked_identifier(name).upper()} "
-                    f"COMMENT {sql_literal(description)}"
+                    f"COMMENT ON COLUMN {view.qualified_name}.{checked_identifier(name).upper()} "
+                    f"IS {sql_literal(description)}"
                 )
         described[view.name] = columns
     return described
@@ -828,7 +857,7 @@ def view_profile(connection: SqlConnection, view: MartView, *, dialect: str = "d
     if dialect == "snowflake":
         # Snowflake has no row(...) values and its count(DISTINCT a, b) skips keys holding a null.
         key = ", ".join(checked_identifier(column).upper() for column in view.key)
-        rows, distinct = connection.execute(
+        rows, distinct = _native(connection).execute(
             f"SELECT (SELECT count(*) FROM {view.qualified_name}), "
             f"(SELECT count(*) FROM (SELECT DISTINCT {key} FROM {view.qualified_name}))"
         ).fetchall()[0]

@@ -22,6 +22,7 @@ from pipeline.customers import plots as customer_plots
 from pipeline.eda import plots as eda_plots
 from pipeline.network import plots as network_plots
 from pipeline.recommend import plots as recommend_plots
+from pipeline.warehouse import marts
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("overview", "Headline numbers"),
@@ -101,7 +102,7 @@ REPORT_QUERIES: dict[str, str] = {
         FROM marts.top_rules WHERE country IS NULL ORDER BY rule_rank LIMIT 10
     """,
     "bundles": """
-        SELECT array_to_string(descriptions, ' + ') AS bundle, size, support, confidence, lift,
+        SELECT descriptions, size, support, confidence, lift,
                bundle_revenue, invoices_with_all
         FROM analytics.product_bundles WHERE country IS NULL ORDER BY bundle_id LIMIT 10
     """,
@@ -132,9 +133,6 @@ REPORT_QUERIES: dict[str, str] = {
             ORDER BY expected_value DESC NULLS LAST, customer_id LIMIT 1)
         ORDER BY r.rank
     """,
-    "slow_mover_rule": (
-        "SELECT comment FROM duckdb_views() WHERE schema_name = 'marts' AND view_name = 'slow_movers'"
-    ),
     "slow_mover_counts": """
         SELECT status, count(*) AS products, round(sum(revenue_previous_90d), 2) AS revenue_previous_90d,
                round(sum(revenue_last_90d), 2) AS revenue_last_90d
@@ -181,16 +179,25 @@ class _Plots:
         return self.ready.get(name) or png_data_uri(draw(), dpi=self.dpi)
 
 
-def load_report_data(connection: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+def load_report_data(connection: duckdb.DuckDBPyConnection, *, dialect: str = "duckdb") -> dict[str, pd.DataFrame]:
     """Run every report query against the warehouse.
 
     Args:
-        connection: A connection to a warehouse holding the analytics tables and the marts views.
+        connection: A connection to a warehouse holding the analytics tables and the marts views (DuckDB's,
+            or a ``resources.snowflake.SnowflakeSession``, which runs the same queries translated).
+        dialect: The warehouse's dialect, for the catalog query reading the slow movers' rule.
 
     Returns:
-        One frame per key of :data:`REPORT_QUERIES`.
+        One frame per key of :data:`REPORT_QUERIES`, and ``slow_mover_rule`` (the comment of
+        ``marts.slow_movers``, which states the rule).
     """
-    return {name: connection.execute(sql).df() for name, sql in REPORT_QUERIES.items()}
+    data = {name: connection.execute(sql).df() for name, sql in REPORT_QUERIES.items()}
+    data["slow_mover_rule"] = pd.DataFrame(
+        {"comment": [marts.view_comment(connection, "marts.slow_movers", dialect=dialect)]})
+    # Joined here rather than with array_to_string, whose list argument warehouses store differently.
+    bundles = data["bundles"]
+    bundles.insert(0, "bundle", [" + ".join(map(str, names)) for names in bundles.pop("descriptions")])
+    return data
 
 
 def _gbp(value: float) -> str:

@@ -146,6 +146,9 @@ def load_table(
         The rows in table order, indexed 0..n-1; integer columns holding nulls as ``Int64``.
     """
     name = f"{quote_identifier(schema)}.{quote_identifier(table)}"
+    if not isinstance(conn, duckdb.DuckDBPyConnection):  # another warehouse reads as its own IO manager does
+        selected = ", ".join(quote_identifier(column) for column in columns) if columns else "*"
+        return conn.sql(f"SELECT {selected} FROM {name}").df()
     return _load(conn, name, list(columns or _column_types(conn, name))).reset_index(drop=True)
 
 
@@ -174,8 +177,11 @@ def validate_table(
 ) -> TableValidation:
     """Validate a warehouse table against its Pandera model, in DuckDB where possible (see module docstring).
 
+    On another warehouse (Snowflake, whose tables have no ``rowid`` to name failing rows by) the table is
+    loaded as its IO manager loads it and Pandera judges it: the pandas route, exact but not pushed down.
+
     Args:
-        conn: DuckDB connection to the warehouse.
+        conn: Connection to the warehouse: DuckDB's, or a ``resources.snowflake.SnowflakeSession``.
         schema: Schema of the table.
         table: Table name.
         model: Its Pandera model.
@@ -184,6 +190,10 @@ def validate_table(
     Returns:
         The same verdict and failure cases as Pandera on the whole table loaded by the IO manager.
     """
+    if not isinstance(conn, duckdb.DuckDBPyConnection):
+        frame = load_table(conn, schema, table)
+        return _judge(model.to_schema(), frame, rows=len(frame), route="pandas", sample_rows=sample_rows,
+                      note="the SQL route runs on DuckDB only")
     try:
         return _SqlRoute(conn, f"{quote_identifier(schema)}.{quote_identifier(table)}", model).run(sample_rows=sample_rows)
     except (_PandasRoute, duckdb.Error) as reason:  # a case the SQL route cannot take: be exact, not fast
