@@ -248,11 +248,10 @@ class SnowflakeWarehouseIOManager(SnowflakePandasIOManager):
         return manager
 
 
-#: Why a step that reads the warehouse with DuckDB's API fails on Snowflake (see README "Scaling out").
+#: Why a call of DuckDB's API that has no Snowflake counterpart fails on a Snowflake session.
 DUCKDB_ONLY = (
-    "{what} is DuckDB's API, which this step uses to read the warehouse: on a Snowflake warehouse only the "
-    "IO manager and the marts views run so far (schema validation and the steps that query sales lines in "
-    "the warehouse are DuckDB-only; README, 'Scaling out')"
+    "{what} is DuckDB's API, which a Snowflake session does not offer: there the pipeline's SQL runs through "
+    "execute, sql and query, translated from DuckDB's dialect (README, 'Scaling out')"
 )
 
 

@@ -14,6 +14,7 @@ import pytest
 from assets import exports
 from assets.publish import ANALYST_COPY
 from pipeline.exports import formats, layout, tables
+from resources import Warehouse
 from resources.export import ExportTarget
 from resources.objectstore import ObjectStoreError
 from tests.s3_server import new_bucket, no_credentials, s3_env  # noqa: F401
@@ -29,8 +30,13 @@ def analyst_copy(full_warehouse) -> str:
     return event.materialization.metadata["path"].value
 
 
+def export_resources(target: ExportTarget) -> dict:
+    """The export target, and a DuckDB warehouse that the exports never open (they read the analyst copy)."""
+    return {"export_target": target, "warehouse": Warehouse(database="unused.duckdb")}
+
+
 def export(target: ExportTarget, *, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    return dg.materialize(ASSETS, resources={"export_target": target}, raise_on_error=raise_on_error)
+    return dg.materialize(ASSETS, resources=export_resources(target), raise_on_error=raise_on_error)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +134,7 @@ def test_a_failed_export_leaves_latest_on_the_previous_complete_export(exported,
 
     original = formats.parquet_bytes
     monkeypatch.setattr(formats, "parquet_bytes", fail_on_third_table)
-    result = dg.materialize([exports.warehouse_parquet], resources={"export_target": exported},
+    result = dg.materialize([exports.warehouse_parquet], resources=export_resources(exported),
                             raise_on_error=False)
     assert not result.success and len(calls) == 3
     assert exported.latest("parquet") == before
@@ -142,7 +148,7 @@ def test_a_failed_export_leaves_latest_on_the_previous_complete_export(exported,
         assert len(parquet_frame(exported, entry["key"])) == entry["rows"]
 
     monkeypatch.setattr(formats, "parquet_bytes", original)
-    assert dg.materialize([exports.warehouse_parquet], resources={"export_target": exported}).success
+    assert dg.materialize([exports.warehouse_parquet], resources=export_resources(exported)).success
     after = exported.latest("parquet")
     assert after["prefix"] not in (before["prefix"], failed_prefix)
     assert exported.read_json(f"{before['prefix']}/manifest.json") == before_manifest, "old export changed"
@@ -159,19 +165,19 @@ def test_exports_to_a_local_folder(analyst_copy, tmp_path):
 def test_export_to_a_missing_bucket_names_the_uri(s3_env, analyst_copy):
     target = ExportTarget(location="s3://no-such-bucket-7c1e/exports", analyst_database=analyst_copy)
     with pytest.raises(ObjectStoreError, match=r"could not write s3://no-such-bucket-7c1e/exports/parquet/"):
-        dg.materialize([exports.warehouse_parquet], resources={"export_target": target})
+        dg.materialize([exports.warehouse_parquet], resources=export_resources(target))
 
 
 def test_export_without_credentials_names_the_uri(s3_env, analyst_copy, no_credentials):
     target = ExportTarget(location="s3://retail-nocreds/x", analyst_database=analyst_copy)
     with pytest.raises(ObjectStoreError, match=r"could not write s3://retail-nocreds/x/parquet/.*credentials"):
-        dg.materialize([exports.warehouse_parquet], resources={"export_target": target})
+        dg.materialize([exports.warehouse_parquet], resources=export_resources(target))
 
 
 def test_export_without_an_analyst_copy_says_so(tmp_path):
     target = ExportTarget(location=str(tmp_path / "out"), analyst_database=str(tmp_path / "none.duckdb"))
     with pytest.raises(FileNotFoundError, match="no analyst copy"):
-        dg.materialize([exports.warehouse_parquet], resources={"export_target": target})
+        dg.materialize([exports.warehouse_parquet], resources=export_resources(target))
     assert not (tmp_path / "out").exists()
 
 

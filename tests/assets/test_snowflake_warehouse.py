@@ -14,6 +14,7 @@ import pytest
 
 from resources import Warehouse, WarehouseIOManager
 from resources.selection import parse_snowflake_location, warehouse_kind, warehouse_resources
+from tests.assets.fakesnow_support import CREDENTIALS, mend_comment_quotes
 
 fakesnow = pytest.importorskip("fakesnow")
 snowflake_connector = pytest.importorskip("snowflake.connector")
@@ -26,23 +27,11 @@ from resources.snowflake import (  # noqa: E402 - after the skip when the Snowfl
     write_table,
 )
 
-CREDENTIALS = {"account": "test", "user": "test", "password": "test", "database": "retail"}
-
 
 @pytest.fixture(autouse=True)
 def _fakesnow_quotes_comments(monkeypatch):
-    """Mend fakesnow 0.12.1, which records a table comment without escaping its quotes.
-
-    ``COMMENT ON TABLE ... IS 'Zhang''s metric'`` is valid Snowflake, but the fake pastes the parsed text into
-    its own SQL and fails ("unterminated string literal"); the real statement is left as the code sends it.
-    """
-    from fakesnow import info_schema
-
-    original = info_schema.insert_table_comment_sql
-    monkeypatch.setattr(
-        info_schema, "insert_table_comment_sql",
-        lambda catalog, schema, table, comment: original(catalog, schema, table, comment.replace("'", "''")),
-    )
+    """See ``tests.assets.fakesnow_support.mend_comment_quotes``."""
+    mend_comment_quotes(monkeypatch)
 
 
 @pytest.mark.parametrize("location", ["/tmp/x/retail.duckdb", "md:retail", "retail.duckdb"])
@@ -220,26 +209,35 @@ def test_marts_assets_materialize_on_snowflake(full_warehouse):
     assert len(unique) == len(views) and all(e.passed for e in unique)
 
 
-def test_duckdb_only_steps_say_what_runs_on_snowflake():
-    """A step that reads the warehouse through DuckDB's API fails with a message naming the limit."""
-    from assets import ingest, staging
-    from resources import ComputeEngine, InvoiceSource
+def test_duckdb_api_without_a_snowflake_counterpart_says_so():
+    """A call of DuckDB's API that a Snowflake session lacks fails with a message naming what it offers."""
     from resources.snowflake import DUCKDB_ONLY
 
-    modules = [ingest, staging]
     with fakesnow.patch():
-        result = dg.materialize(
-            [*dg.load_assets_from_modules(modules), *dg.load_asset_checks_from_modules(modules)],
-            resources={"io_manager": SnowflakeWarehouseIOManager(**CREDENTIALS),
-                       "warehouse": SnowflakeWarehouse(**CREDENTIALS),
-                       "invoice_source": InvoiceSource(location="synthetic", synthetic_lines=1_000),
-                       "engine": ComputeEngine()},
-            raise_on_error=False,
-        )
-    assert not result.success
-    # The raw table itself is written to Snowflake; its schema check is the first DuckDB-only step.
-    assert result.asset_materializations_for_node("raw_invoices")
-    failures = [event for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert failures
-    messages = " ".join(str(event.event_specific_data.error.to_string()) for event in failures)
-    assert DUCKDB_ONLY.split("{what}")[1][:60] in messages
+        session = SnowflakeSession(snowflake_connector.connect(**CREDENTIALS, paramstyle="qmark"))
+        with pytest.raises(AttributeError, match="connection.register is DuckDB's API"):
+            session.register("cleaned", SAMPLE)
+        with pytest.raises(AttributeError, match="relation.fetchnumpy is DuckDB's API"):
+            session.sql("SELECT 1 AS one").fetchnumpy()
+        session.connection.close()
+    assert "translated from DuckDB's dialect" in DUCKDB_ONLY
+
+
+def test_session_runs_duckdb_sql_translated_and_snowflake_sql_natively():
+    """``execute`` takes the pipeline's DuckDB SQL (named parameters included); ``native`` takes Snowflake's."""
+    with fakesnow.patch():
+        connection = snowflake_connector.connect(**CREDENTIALS, paramstyle="qmark")
+        write_table(connection, "retail", "analytics", "sample_rows", SAMPLE)
+        session = SnowflakeSession(connection)
+        # DuckDB: named parameter, quoted lower-case names, date_trunc(...)::DATE, count(*) FILTER.
+        translated = session.execute(
+            'SELECT date_trunc(\'month\', "seen_at")::DATE AS month, count(*) FILTER (WHERE score > $low) AS n '
+            "FROM analytics.sample_rows GROUP BY ALL ORDER BY month", {"low": 1.0}).df()
+        # Snowflake: IFF and TO_VARCHAR, which DuckDB does not have under these names.
+        native = session.native.execute(
+            "SELECT IFF(is_guest, 'guest', 'registered') AS kind, TO_VARCHAR(customer_id) AS id "
+            "FROM analytics.sample_rows ORDER BY customer_id").fetchall()
+        connection.close()
+    assert translated["month"].astype(str).tolist() == ["2010-12-01", "2011-01-01", "2011-12-01"]
+    assert translated["n"].tolist() == [0, 0, 1]
+    assert native == [("guest", "1"), ("registered", "2"), ("registered", "3")]

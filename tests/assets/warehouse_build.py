@@ -6,6 +6,7 @@ reliability tests, and by the short-history test, which runs the same job on a o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -51,6 +52,7 @@ def materialize_all(
     source: InvoiceSource | None = None,
     raise_on_error: bool = True,
     instance: dg.DagsterInstance | None = None,
+    resources: Mapping[str, object] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run every asset and check (the analyst copy included) into ``database``.
 
@@ -63,11 +65,12 @@ def materialize_all(
         source: The invoices; default ``SYNTHETIC_LINES`` synthetic lines.
         raise_on_error: Raise on the first failed step instead of returning a failed result.
         instance: The Dagster instance to record the run in (default: a fresh ephemeral one).
+        resources: Resources replacing the code location's (e.g. another warehouse's IO manager).
 
     Returns:
         The in-process result (materializations, check evaluations, step events).
     """
-    resources = resources_for(database, source)
+    resources = {**resources_for(database, source), **(resources or {})}
     report_op = report_assets.customer_intelligence_report.op.name
     return dg.materialize(
         [*(assets := load_assets()), *load_checks(assets)],
