@@ -29,7 +29,7 @@ def _export(
     relations: tuple[tables.ExportTable, ...],
     **encoding,
 ) -> dg.MaterializeResult:
-    """Export ``relations`` of the analyst copy (of Snowflake's tables) as one versioned export; make it current."""
+    """Export ``relations`` of the analyst copy (or of Snowflake) as one versioned export; make it current."""
     started = time.perf_counter()
     run_id = context.run.run_id
     prefix = layout.export_prefix(kind, dt.datetime.now(dt.UTC), run_id)

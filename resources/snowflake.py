@@ -69,7 +69,7 @@ def column_type(series: pd.Series) -> str:
             isinstance(dtype, pd.ArrowDtype) and pa.types.is_timestamp(dtype.pyarrow_dtype)
             and dtype.pyarrow_dtype.tz is not None):
         return "TIMESTAMP_TZ"
-    if pd.api.types.is_datetime64_any_dtype(dtype):  # NumPy's or Arrow's (the staging tables are Arrow-backed)
+    if pd.api.types.is_datetime64_any_dtype(dtype):  # NumPy's or Arrow's (staging tables are Arrow-backed)
         return "TIMESTAMP_NTZ"
     values = series.dropna()
     if len(values) and isinstance(values.iloc[0], (list, tuple, np.ndarray)):
@@ -450,9 +450,10 @@ class SnowflakeWarehouse(dg.ConfigurableResource):
                 "WHERE table_schema <> 'INFORMATION_SCHEMA' ORDER BY 1, 2"
             ).fetchall()
             count = "SELECT count(*) FROM {}"
+            native = conn.native
             rows = [
                 (schema.lower(), table.lower(),
-                 conn.native.execute(count.format(snowflake_name(self.database, schema, table))).fetchone()[0])
+                 native.execute(count.format(snowflake_name(self.database, schema, table))).fetchone()[0])
                 for schema, table in tables
             ]
         return pd.DataFrame(rows, columns=["schema", "table", "rows"])

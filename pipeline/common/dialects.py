@@ -82,7 +82,8 @@ def to_snowflake(
 
     Args:
         sql: One DuckDB statement.
-        params: Named parameters (``$name`` in ``sql``) as a mapping, or positional ones (``?``) as a sequence.
+        params: Named parameters (``$name`` in ``sql``) as a mapping, or positional ones (``?``) as a
+            sequence.
         tables: Single-part relation names to replace by ``schema.table`` names.
 
     Returns:

@@ -179,7 +179,9 @@ class _Plots:
         return self.ready.get(name) or png_data_uri(draw(), dpi=self.dpi)
 
 
-def load_report_data(connection: duckdb.DuckDBPyConnection, *, dialect: str = "duckdb") -> dict[str, pd.DataFrame]:
+def load_report_data(
+    connection: duckdb.DuckDBPyConnection, *, dialect: str = "duckdb"
+) -> dict[str, pd.DataFrame]:
     """Run every report query against the warehouse.
 
     Args:

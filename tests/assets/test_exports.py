@@ -31,8 +31,12 @@ def analyst_copy(full_warehouse) -> str:
 
 
 def export_resources(target: ExportTarget) -> dict:
-    """The export target, and a DuckDB warehouse that the exports never open (they read the analyst copy)."""
-    return {"export_target": target, "warehouse": Warehouse(database="unused.duckdb")}
+    """The export target, and a DuckDB warehouse that the exports never open (they read the analyst copy).
+
+    The warehouse is beside the analyst copy, so that its run lock file is too.
+    """
+    warehouse = Warehouse(database=str(target.analyst_path().with_name("w.duckdb")))
+    return {"export_target": target, "warehouse": warehouse}
 
 
 def export(target: ExportTarget, *, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:

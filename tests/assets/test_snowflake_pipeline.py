@@ -47,8 +47,9 @@ def snowflake_run(tmp_path_factory, full_warehouse):
         )
         warehouse = SnowflakeWarehouse(**CREDENTIALS)
         # fakesnow's information_schema.tables lists tables only; the views are read by name.
-        names = [f"{schema}.{table}" for schema, table in warehouse.row_counts()[["schema", "table"]].itertuples(
-            index=False)] + [view.qualified_name for view in marts.view_definitions()]
+        stored = warehouse.row_counts()[["schema", "table"]].itertuples(index=False)
+        names = [f"{schema}.{table}" for schema, table in stored]
+        names += [view.qualified_name for view in marts.view_definitions()]
         with warehouse.connect() as conn:
             tables = {name: conn.sql(f"SELECT * FROM {name}").df() for name in names}
     return result, tables, folder
@@ -64,12 +65,13 @@ def _duckdb_relations(database: str) -> dict[str, pd.DataFrame]:
 
 
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
-    """Lists as tuples, timestamps in ns, rows sorted by every column (neither warehouse promises an order)."""
+    """Lists as tuples, timestamps in ns, rows sorted by every column (no warehouse promises an order)."""
     frame = frame.copy()
     for name in frame.columns:
         values = frame[name].dropna()
         if len(values) and isinstance(values.iloc[0], np.ndarray | list):
-            frame[name] = frame[name].map(lambda value: tuple(value) if isinstance(value, np.ndarray | list) else None)
+            frame[name] = frame[name].map(
+                lambda value: tuple(value) if isinstance(value, np.ndarray | list) else None)
         elif pd.api.types.is_datetime64_any_dtype(frame[name]):
             frame[name] = frame[name].astype("datetime64[ns]")
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
@@ -77,8 +79,10 @@ def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _items_sorted(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``columns`` ("A + B" texts) with their items in sorted order."""
-    return frame.assign(**{name: frame[name].map(
-        lambda text: " + ".join(sorted(text.split(" + "))) if isinstance(text, str) else text) for name in columns})
+    def sorted_items(text):
+        return " + ".join(sorted(text.split(" + "))) if isinstance(text, str) else text
+
+    return frame.assign(**{name: frame[name].map(sorted_items) for name in columns})
 
 
 def test_every_step_and_check_succeeds(snowflake_run, full_warehouse):
@@ -93,7 +97,8 @@ def test_check_verdicts_equal_duckdb(snowflake_run, full_warehouse):
     result, _, _ = snowflake_run
 
     def verdicts(run):
-        return {(e.asset_key.to_user_string(), e.check_name): e.passed for e in run.get_asset_check_evaluations()}
+        evaluations = run.get_asset_check_evaluations()
+        return {(e.asset_key.to_user_string(), e.check_name): e.passed for e in evaluations}
 
     duck = verdicts(full_warehouse.result)
     assert len(duck) > 100
@@ -136,7 +141,7 @@ def test_exports_read_snowflake_tables(snowflake_run):
     assert sorted(exported["customer_id"]) == sorted(tables["analytics.rfm"]["customer_id"])
 
 
-# Bad input, in both warehouses: the same verdicts from the same SQL text (DuckDB's, translated for Snowflake).
+# Bad input, in both warehouses: the same verdicts from one SQL text (DuckDB's, translated for Snowflake).
 
 LINEAGE = ["source_file", "source_sheet", "source_row"]
 
@@ -153,7 +158,8 @@ def test_reconciliation_counts_lost_and_extra_lines_in_duckdb_and_snowflake():
     tables = {
         ("raw", "raw_invoices"): _lines([("a.csv", "s", 1), ("a.csv", "s", 2), ("a.csv", "s", 3),
                                          ("a.csv", "s", 4), ("a.csv", None, 5)]),
-        ("staging", "cleaned_transactions"): _lines([("a.csv", "s", 1), ("a.csv", "s", 2), ("a.csv", None, 5)]),
+        ("staging", "cleaned_transactions"): _lines([("a.csv", "s", 1), ("a.csv", "s", 2),
+                                                     ("a.csv", None, 5)]),
         ("staging", "rejected_rows"): _lines([("a.csv", "s", 2), ("a.csv", "s", 3)]),
     }
     expected = (5, 3, 2, 1, 1)  # raw, cleaned, rejected, lost, extra

@@ -224,14 +224,15 @@ def test_duckdb_api_without_a_snowflake_counterpart_says_so():
 
 
 def test_session_runs_duckdb_sql_translated_and_snowflake_sql_natively():
-    """``execute`` takes the pipeline's DuckDB SQL (named parameters included); ``native`` takes Snowflake's."""
+    """``execute`` takes the pipeline's DuckDB SQL (named parameters too); ``native`` takes Snowflake's."""
     with fakesnow.patch():
         connection = snowflake_connector.connect(**CREDENTIALS, paramstyle="qmark")
         write_table(connection, "retail", "analytics", "sample_rows", SAMPLE)
         session = SnowflakeSession(connection)
         # DuckDB: named parameter, quoted lower-case names, date_trunc(...)::DATE, count(*) FILTER.
         translated = session.execute(
-            'SELECT date_trunc(\'month\', "seen_at")::DATE AS month, count(*) FILTER (WHERE score > $low) AS n '
+            'SELECT date_trunc(\'month\', "seen_at")::DATE AS month, '
+            "count(*) FILTER (WHERE score > $low) AS n "
             "FROM analytics.sample_rows GROUP BY ALL ORDER BY month", {"low": 1.0}).df()
         # Snowflake: IFF and TO_VARCHAR, which DuckDB does not have under these names.
         native = session.native.execute(

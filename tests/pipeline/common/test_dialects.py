@@ -29,7 +29,8 @@ def test_positional_parameters_keep_their_order():
 
 def test_single_part_relations_are_renamed_to_stored_tables_keeping_their_alias():
     text, _ = to_snowflake(
-        "SELECT c.invoice FROM cleaned AS c JOIN rejected USING (invoice) JOIN other.cleaned AS o USING (invoice)",
+        "SELECT c.invoice FROM cleaned AS c JOIN rejected USING (invoice) "
+        "JOIN other.cleaned AS o USING (invoice)",
         tables={"cleaned": "staging.cleaned_transactions", "rejected": "staging.rejected_rows"},
     )
     assert "staging.cleaned_transactions AS c" in text
