@@ -1,7 +1,9 @@
 """Snowflake as the warehouse: the IO manager (dagster-snowflake-pandas) and a resource for direct SQL.
 
 Belongs here: everything that opens a Snowflake connection. Which warehouse a deployment uses is chosen in
-``resources.selection``; the SQL of the marts views in Snowflake's dialect is in ``pipeline.warehouse.marts``.
+``resources.selection``; the SQL of the marts views in Snowflake's dialect is in ``pipeline.warehouse.marts``;
+the rest of the pipeline's SQL is DuckDB's, which a :class:`SnowflakeSession` translates
+(``pipeline.common.dialects``) and runs in Snowflake.
 
 Asset keys ``[schema, table]`` map to ``<database>.<SCHEMA>.<TABLE>`` (Snowflake folds unquoted names to upper
 case; the stock IO manager writes upper-case names too, so unquoted SQL finds them). Snowflake accepts
