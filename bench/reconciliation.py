@@ -3,9 +3,9 @@
 ``python -m bench.reconciliation [--source PATH] [--copies K] [--runs N]`` cleans the source (default: the
 real 2009-2010 sheet beside the repository), stacks ``K`` copies of its raw, cleaned and rejected lineage
 columns (each copy under another ``source_file``, so every line key stays unique: K = 2 gives 1,050,922 raw
-lines), then times, alternating, the check's query (``assets.staging._RECONCILIATION_SQL``, which counts lines per
-lineage key so that Snowflake runs it too) and the ``EXCEPT ALL`` text it replaced, ``--runs`` times each.
-Both must give the same counts; it prints every time and the medians.
+lines), then times, alternating, the check's query (``assets.staging._RECONCILIATION_SQL``, which counts
+lines per lineage key so that Snowflake runs it too) and the ``EXCEPT ALL`` text it replaced, ``--runs`` times
+each. Both must give the same counts; it prints every time and the medians.
 """
 
 from __future__ import annotations
