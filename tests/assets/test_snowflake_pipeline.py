@@ -52,7 +52,13 @@ def snowflake_run(tmp_path_factory, full_warehouse):
         names += [view.qualified_name for view in marts.view_definitions()]
         with warehouse.connect() as conn:
             tables = {name: conn.sql(f"SELECT * FROM {name}").df() for name in names}
-    return result, tables, folder
+            comments = {name: _comments(marts.column_comments(conn, name, dialect="snowflake")) for name in names}
+    return result, tables, folder, comments
+
+
+def _comments(columns: pd.DataFrame) -> dict[str, str | None]:
+    return dict(zip(columns["column_name"], columns["comment"].where(columns["comment"].notna(), None),
+                    strict=True))
 
 
 def _duckdb_relations(database: str) -> dict[str, pd.DataFrame]:
@@ -86,7 +92,7 @@ def _items_sorted(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def test_every_step_and_check_succeeds(snowflake_run, full_warehouse):
-    result, _, _ = snowflake_run
+    result, *_ = snowflake_run
     assert result.success
     keys = {event.asset_key for event in result.get_asset_materialization_events()}
     assert keys == {event.asset_key for event in full_warehouse.result.get_asset_materialization_events()}
@@ -94,7 +100,7 @@ def test_every_step_and_check_succeeds(snowflake_run, full_warehouse):
 
 def test_check_verdicts_equal_duckdb(snowflake_run, full_warehouse):
     """All 100-odd checks, the blocking ones included, reach DuckDB's verdicts on Snowflake."""
-    result, _, _ = snowflake_run
+    result, *_ = snowflake_run
 
     def verdicts(run):
         evaluations = run.get_asset_check_evaluations()
@@ -111,7 +117,7 @@ def test_check_verdicts_equal_duckdb(snowflake_run, full_warehouse):
 
 def test_every_table_and_view_equals_duckdb(snowflake_run, full_warehouse):
     """Same relations, same columns, same rows (to 1e-9): staging, EDA, RFM, models, rules, marts views."""
-    _, tables, _ = snowflake_run
+    _, tables, *_ = snowflake_run
     duck = _duckdb_relations(full_warehouse.database)
     assert set(tables) == set(duck)
     for name, expected in duck.items():
@@ -127,11 +133,22 @@ def test_every_table_and_view_equals_duckdb(snowflake_run, full_warehouse):
         )
 
 
+def test_column_comments_equal_duckdb(snowflake_run, full_warehouse):
+    """Analysts see the same column descriptions in Snowflake's catalog as in DuckDB's, table and view alike."""
+    from pipeline.warehouse import marts
+
+    *_, comments = snowflake_run
+    with duckdb.connect(full_warehouse.database, read_only=True) as conn:
+        expected = {name: _comments(marts.column_comments(conn, name)) for name in comments}
+    assert sum(comment is not None for table in expected.values() for comment in table.values()) > 300
+    assert comments == expected
+
+
 def test_exports_read_snowflake_tables(snowflake_run):
     """With no analyst copy, the parquet export holds Snowflake's tables and says where it read them."""
     import json
 
-    result, tables, folder = snowflake_run
+    result, tables, folder, _ = snowflake_run
     latest = json.loads((folder / "exports" / "parquet" / "latest.json").read_text())
     manifest = json.loads((folder / "exports" / latest["manifest"]).read_text())
     assert manifest["snapshot"].startswith("snowflake://test/retail (tables read ")
