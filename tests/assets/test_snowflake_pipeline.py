@@ -52,7 +52,8 @@ def snowflake_run(tmp_path_factory, full_warehouse):
         names += [view.qualified_name for view in marts.view_definitions()]
         with warehouse.connect() as conn:
             tables = {name: conn.sql(f"SELECT * FROM {name}").df() for name in names}
-            comments = {name: _comments(marts.column_comments(conn, name, dialect="snowflake")) for name in names}
+            comments = {name: _comments(marts.column_comments(conn, name, dialect="snowflake"))
+                        for name in names}
     return result, tables, folder, comments
 
 
@@ -134,7 +135,7 @@ def test_every_table_and_view_equals_duckdb(snowflake_run, full_warehouse):
 
 
 def test_column_comments_equal_duckdb(snowflake_run, full_warehouse):
-    """Analysts see the same column descriptions in Snowflake's catalog as in DuckDB's, table and view alike."""
+    """Analysts see the same column descriptions in Snowflake's catalog as in DuckDB's, tables and views."""
     from pipeline.warehouse import marts
 
     *_, comments = snowflake_run
