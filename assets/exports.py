@@ -37,7 +37,7 @@ def _export(
         # No analyst copy: Snowflake serves readers while runs write, so the tables are read where they are
         # (the DuckDB SQL of the export tables runs translated).
         read_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        snapshot = f"snowflake://{warehouse.account}/{warehouse.database} (tables read {read_at})"
+        snapshot = f"{warehouse.location} (tables read {read_at})"
         source = warehouse.connect(read_only=True)
     else:
         snapshot, source = target.snapshot_description(), target.snapshot()

@@ -371,6 +371,11 @@ class SnowflakeWarehouse(dg.ConfigurableResource):
         return "snowflake"
 
     @property
+    def location(self) -> str:
+        """The warehouse as ``RETAIL_WAREHOUSE`` names it: ``snowflake://<account>/<database>``."""
+        return f"snowflake://{self.account}/{self.database}"
+
+    @property
     def is_local_file(self) -> bool:
         """Always False: there is no file to copy; analysts query Snowflake directly."""
         return False
@@ -382,7 +387,7 @@ class SnowflakeWarehouse(dg.ConfigurableResource):
             PublicationError: Always.
         """
         raise publication.PublicationError(
-            f"the warehouse snowflake://{self.account}/{self.database} is not a local DuckDB file: analysts "
+            f"the warehouse {self.location} is not a local DuckDB file: analysts "
             "connect to Snowflake directly"
         )
 
@@ -447,12 +452,12 @@ class SnowflakeWarehouse(dg.ConfigurableResource):
     def row_counts(self) -> pd.DataFrame:
         """Row count of every table and view in the database, by schema and name (lower-case)."""
         with self.connect() as conn:
-            tables = conn.native.execute(
+            native = conn.native
+            tables = native.execute(
                 "SELECT table_schema, table_name FROM information_schema.tables "
                 "WHERE table_schema <> 'INFORMATION_SCHEMA' ORDER BY 1, 2"
             ).fetchall()
             count = "SELECT count(*) FROM {}"
-            native = conn.native
             rows = [
                 (schema.lower(), table.lower(),
                  native.execute(count.format(snowflake_name(self.database, schema, table))).fetchone()[0])

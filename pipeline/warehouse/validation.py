@@ -191,15 +191,16 @@ def validate_table(
         The same verdict and failure cases as Pandera on the whole table loaded by the IO manager.
     """
     if not isinstance(conn, duckdb.DuckDBPyConnection):
-        frame = load_table(conn, schema, table)
-        return _judge(model.to_schema(), frame, rows=len(frame), route="pandas", sample_rows=sample_rows,
-                      note="the SQL route runs on DuckDB only")
-    try:
-        return _SqlRoute(conn, f"{quote_identifier(schema)}.{quote_identifier(table)}", model).run(sample_rows=sample_rows)
-    except (_PandasRoute, duckdb.Error) as reason:  # a case the SQL route cannot take: be exact, not fast
-        frame = load_table(conn, schema, table)
-        return _judge(model.to_schema(), frame, rows=len(frame), route="pandas", sample_rows=sample_rows,
-                      note=str(reason))
+        note = "the SQL route runs on DuckDB only"
+    else:
+        try:
+            name = f"{quote_identifier(schema)}.{quote_identifier(table)}"
+            return _SqlRoute(conn, name, model).run(sample_rows=sample_rows)
+        except (_PandasRoute, duckdb.Error) as reason:  # a case the SQL route cannot take: be exact, not fast
+            note = str(reason)
+    frame = load_table(conn, schema, table)
+    return _judge(model.to_schema(), frame, rows=len(frame), route="pandas", sample_rows=sample_rows,
+                  note=note)
 
 
 def _judge(schema: pa.DataFrameSchema, frame: pd.DataFrame, *, rows: int, route: str, sample_rows: int,
